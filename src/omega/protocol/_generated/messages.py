@@ -58,10 +58,6 @@ betterproto2.check_compiler_version(_COMPILER_VERSION)
 
 class AckStatus(betterproto2.Enum):
     """
-    ---------------------------------------------------------------------------
-    Protocol frames between connected peers
-    ---------------------------------------------------------------------------
-
     Acknowledgement of a Message (original plan: "ACK (message_id + timestamp)").
     """
 
@@ -154,6 +150,10 @@ class DeleteScope(betterproto2.Enum):
 
 
 class MemberRole(betterproto2.Enum):
+    """
+    Role of a group member; higher roles have every right of the lower ones.
+    """
+
     MEMBER = 0
 
     ADMIN = 1
@@ -163,10 +163,6 @@ class MemberRole(betterproto2.Enum):
 
 class MessageType(betterproto2.Enum):
     """
-    ---------------------------------------------------------------------------
-    Messaging (original plan)
-    ---------------------------------------------------------------------------
-
     Kind of user content a Message carries.
     """
 
@@ -303,6 +299,10 @@ default_message_pool.register_message("omega.protocol", "Ack", Ack)
 
 @dataclass(eq=False, repr=False)
 class Close(betterproto2.Message):
+    """
+    Last frame before a peer closes the channel on purpose.
+    """
+
     reason: "CloseReason" = betterproto2.field(
         1, betterproto2.TYPE_ENUM, default_factory=lambda: CloseReason(0)
     )
@@ -315,6 +315,10 @@ default_message_pool.register_message("omega.protocol", "Close", Close)
 
 @dataclass(eq=False, repr=False)
 class ContactContent(betterproto2.Message):
+    """
+    A contact card: another user's id and how to add them.
+    """
+
     display_name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     user_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -330,6 +334,10 @@ default_message_pool.register_message("omega.protocol", "ContactContent", Contac
 
 @dataclass(eq=False, repr=False)
 class DeleteContent(betterproto2.Message):
+    """
+    Deletion of an earlier message, for the sender only or for everyone.
+    """
+
     target_message_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     scope: "DeleteScope" = betterproto2.field(
@@ -343,10 +351,6 @@ default_message_pool.register_message("omega.protocol", "DeleteContent", DeleteC
 @dataclass(eq=False, repr=False)
 class DeviceCertificate(betterproto2.Message):
     """
-    ---------------------------------------------------------------------------
-    Identities and devices
-    ---------------------------------------------------------------------------
-
     What an identity key certifies about one of its devices. Always carried as
     bytes inside SignedDeviceCertificate, so the signature covers exactly the
     bytes that were signed.
@@ -405,6 +409,10 @@ default_message_pool.register_message("omega.protocol", "DeviceList", DeviceList
 
 @dataclass(eq=False, repr=False)
 class DeviceRevocation(betterproto2.Message):
+    """
+    A device its user no longer trusts. A revoked device never returns.
+    """
+
     device_key: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
 
     revoked_at: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
@@ -420,6 +428,10 @@ default_message_pool.register_message("omega.protocol", "DeviceRevocation", Devi
 
 @dataclass(eq=False, repr=False)
 class DeviceSecret(betterproto2.Message):
+    """
+    One device's private key seed and its certificate, inside an IdentitySecret.
+    """
+
     device_seed: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
     """
     32-byte Ed25519 seed
@@ -435,6 +447,10 @@ default_message_pool.register_message("omega.protocol", "DeviceSecret", DeviceSe
 
 @dataclass(eq=False, repr=False)
 class EditContent(betterproto2.Message):
+    """
+    A new text for an earlier message of the same sender.
+    """
+
     target_message_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     text: "TextContent | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
@@ -528,9 +544,7 @@ default_message_pool.register_message("omega.protocol", "Frame", Frame)
 @dataclass(eq=False, repr=False)
 class Group(betterproto2.Message):
     """
-    ---------------------------------------------------------------------------
-    Groups (original plan)
-    ---------------------------------------------------------------------------
+    A group conversation and its members.
     """
 
     group_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
@@ -553,6 +567,10 @@ default_message_pool.register_message("omega.protocol", "Group", Group)
 
 @dataclass(eq=False, repr=False)
 class GroupPermissions(betterproto2.Message):
+    """
+    Lowest role allowed to do each action in a group.
+    """
+
     send_messages: "PermissionLevel" = betterproto2.field(
         1, betterproto2.TYPE_ENUM, default_factory=lambda: PermissionLevel(0)
     )
@@ -640,6 +658,10 @@ default_message_pool.register_message("omega.protocol", "IdentitySecret", Identi
 
 @dataclass(eq=False, repr=False)
 class LocationContent(betterproto2.Message):
+    """
+    A point on the map.
+    """
+
     latitude: "float" = betterproto2.field(1, betterproto2.TYPE_DOUBLE)
     """
     WGS 84 degrees, -90..90
@@ -662,6 +684,10 @@ default_message_pool.register_message("omega.protocol", "LocationContent", Locat
 
 @dataclass(eq=False, repr=False)
 class MediaContent(betterproto2.Message):
+    """
+    Metadata of an image, video, audio clip or file (the bytes travel separately).
+    """
+
     mime_type: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     size: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
@@ -698,6 +724,10 @@ default_message_pool.register_message("omega.protocol", "MediaContent", MediaCon
 
 @dataclass(eq=False, repr=False)
 class Member(betterproto2.Message):
+    """
+    One member of a group.
+    """
+
     user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     role: "MemberRole" = betterproto2.field(
@@ -835,6 +865,10 @@ default_message_pool.register_message("omega.protocol", "MessageContent", Messag
 
 @dataclass(eq=False, repr=False)
 class OneTimePrekey(betterproto2.Message):
+    """
+    A single-use X25519 prekey (X3DH).
+    """
+
     prekey_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
 
     public_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
@@ -848,6 +882,10 @@ default_message_pool.register_message("omega.protocol", "OneTimePrekey", OneTime
 
 @dataclass(eq=False, repr=False)
 class Ping(betterproto2.Message):
+    """
+    Liveness probe; the peer answers with a Pong carrying the same nonce.
+    """
+
     nonce: "int" = betterproto2.field(1, betterproto2.TYPE_UINT64)
 
 
@@ -856,6 +894,10 @@ default_message_pool.register_message("omega.protocol", "Ping", Ping)
 
 @dataclass(eq=False, repr=False)
 class Pong(betterproto2.Message):
+    """
+    Answer to a Ping.
+    """
+
     nonce: "int" = betterproto2.field(1, betterproto2.TYPE_UINT64)
 
 
@@ -886,6 +928,10 @@ default_message_pool.register_message("omega.protocol", "PrekeyBundle", PrekeyBu
 
 @dataclass(eq=False, repr=False)
 class ReactionContent(betterproto2.Message):
+    """
+    An emoji reaction to an earlier message.
+    """
+
     target_message_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     emoji: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -924,6 +970,10 @@ default_message_pool.register_message("omega.protocol", "SafetyNumberQr", Safety
 
 @dataclass(eq=False, repr=False)
 class SignedDeviceCertificate(betterproto2.Message):
+    """
+    A DeviceCertificate with the identity key's signature over its exact bytes.
+    """
+
     certificate: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
     """
     encoded DeviceCertificate
@@ -942,6 +992,10 @@ default_message_pool.register_message(
 
 @dataclass(eq=False, repr=False)
 class SignedDeviceList(betterproto2.Message):
+    """
+    A DeviceList with the identity key's signature over its exact bytes.
+    """
+
     device_list: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
     """
     encoded DeviceList
@@ -959,9 +1013,7 @@ default_message_pool.register_message("omega.protocol", "SignedDeviceList", Sign
 @dataclass(eq=False, repr=False)
 class SignedPrekey(betterproto2.Message):
     """
-    ---------------------------------------------------------------------------
-    Key agreement (X3DH)
-    ---------------------------------------------------------------------------
+    A medium-term X25519 prekey signed by the device key (X3DH).
     """
 
     prekey_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
@@ -987,6 +1039,10 @@ default_message_pool.register_message("omega.protocol", "SignedPrekey", SignedPr
 
 @dataclass(eq=False, repr=False)
 class StickerContent(betterproto2.Message):
+    """
+    A sticker from a sticker pack.
+    """
+
     pack_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     sticker_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
@@ -1001,6 +1057,10 @@ default_message_pool.register_message("omega.protocol", "StickerContent", Sticke
 
 @dataclass(eq=False, repr=False)
 class TextContent(betterproto2.Message):
+    """
+    Plain text with optional entities (mentions, links, formatting).
+    """
+
     text: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
 
     entities: "list[TextEntity]" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, repeated=True)
