@@ -47,13 +47,13 @@ class OptionalBuildExt(build_ext):
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - any compiler failure means "go pure"
+        except Exception as exc:  # any compiler failure means "go pure"
             self._warn(exc)
 
     def build_extension(self, ext: Extension) -> None:
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # likewise, per extension
             self._warn(exc)
 
     @staticmethod

@@ -37,7 +37,16 @@ LAYER_RANK = {
 
 # Sans-I/O layers: no event loops, sockets, clocks or ambient randomness.
 SANS_IO_LAYERS = {"protocol", "crypto", "session"}
-FORBIDDEN_IN_SANS_IO = {"asyncio", "anyio", "socket", "time", "random", "os", "threading", "secrets"}
+FORBIDDEN_IN_SANS_IO = {
+    "asyncio",
+    "anyio",
+    "socket",
+    "time",
+    "random",
+    "os",
+    "threading",
+    "secrets",
+}
 
 
 def _modules() -> list[Path]:

@@ -21,7 +21,8 @@ TARGET_FILES = sorted(FUZZ_DIR.glob("fuzz_*.py"))
 
 def _load(path: Path) -> Callable[[bytes], None]:
     spec = importlib.util.spec_from_file_location(f"omega_fuzz_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     target: Callable[[bytes], None] = module.TestOneInput

@@ -100,9 +100,7 @@ def messages_of(cls: type[betterproto2.Message], depth: int = 0) -> st.SearchStr
         if field_meta.proto_type == betterproto2.TYPE_MESSAGE:
             if depth >= 3:
                 continue
-            value = st.deferred(
-                lambda c=meta.cls_by_field[field.name]: messages_of(c, depth + 1)
-            )
+            value = st.deferred(lambda c=meta.cls_by_field[field.name]: messages_of(c, depth + 1))
         else:
             value = _scalar(field_meta.proto_type, meta.cls_by_field.get(field.name))
         if field_meta.repeated:
@@ -247,7 +245,8 @@ def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "generate_protocol", ROOT / "scripts" / "generate_protocol.py"
     )
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

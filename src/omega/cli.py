@@ -1,0 +1,226 @@
+"""The ``omega`` command.
+
+``omega id new`` creates an identity in a data directory, ``omega id show``
+prints its user id, contact URI and QR code, ``omega demo`` walks through what
+the SDK does today on embedded defaults. See docs/cli.md.
+
+Data directory layout (default ``$OMEGA_HOME``, else
+``$XDG_DATA_HOME/omega``, else ``~/.local/share/omega``):
+
+* ``identity.omega``: the identity export (Argon2id + XChaCha20-Poly1305,
+  docs/protocol.md), readable by its owner only;
+* ``identity.pub``: the public device list, an encoded ``SignedDeviceList``;
+* ``identity.txt``: the user id on the first line, the display name on the
+  second. ``omega id show`` needs no passphrase: it verifies the device list
+  against the user id before printing anything, so a damaged or tampered
+  file is reported rather than shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import segno
+
+import omega
+from omega.crypto import (
+    ContactUri,
+    Identity,
+    VerifiedDeviceList,
+    export_identity,
+    verify_device_list,
+)
+from omega.errors import ConfigurationError, CorruptDataError, OmegaError, StorageError
+
+__all__ = ["main"]
+
+PASSPHRASE_ENV = "OMEGA_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+HOME_ENV = "OMEGA_HOME"
+SECRET_FILE = "identity.omega"  # noqa: S105 - a file name, not a secret
+PUBLIC_FILE = "identity.pub"
+PROFILE_FILE = "identity.txt"
+
+
+def default_data_dir() -> Path:
+    """The data directory used when ``--data-dir`` is not given."""
+    if home := os.environ.get(HOME_ENV):
+        return Path(home)
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "omega"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _read_passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
+    if args.passphrase_file is not None:
+        try:
+            text = Path(args.passphrase_file).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the passphrase file: {exc}") from exc
+        return text.rstrip("\r\n")
+    if (from_env := os.environ.get(PASSPHRASE_ENV)) is not None:
+        return from_env
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            f"no passphrase: set {PASSPHRASE_ENV}, pass --passphrase-file, or run in a terminal"
+        )
+    passphrase = getpass.getpass("Passphrase: ")
+    if confirm and getpass.getpass("Passphrase again: ") != passphrase:
+        raise ConfigurationError("the two passphrases differ")
+    return passphrase
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` so that only the owner can read it, replacing ``path`` atomically."""
+    temporary = path.with_name(path.name + ".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(data)
+        stream.flush()
+        os.fsync(stream.fileno())
+    temporary.replace(path)
+
+
+def _load_public(data_dir: Path) -> tuple[VerifiedDeviceList, ContactUri]:
+    try:
+        profile = (data_dir / PROFILE_FILE).read_text(encoding="utf-8").split("\n")
+        signed_list = (data_dir / PUBLIC_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise StorageError(
+            f"no identity in {data_dir}: create one with `omega id new`",
+            details={"data_dir": str(data_dir)},
+        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptDataError(f"cannot read the identity in {data_dir}: {exc}") from exc
+    user_id, display_name = [*profile, "", ""][:2]
+    try:
+        device_list = verify_device_list(signed_list, user_id=user_id)
+        return device_list, ContactUri(user_id=user_id, display_name=display_name or None)
+    except OmegaError as exc:
+        raise CorruptDataError(
+            f"the identity files in {data_dir} are damaged or were tampered with: {exc.message}",
+            details={"data_dir": str(data_dir), "cause": exc.code},
+        ) from exc
+
+
+def _print_qr(text: str, out: TextIO) -> None:
+    segno.make(text, error="m").terminal(out=out, compact=True)
+
+
+def cmd_id_new(args: argparse.Namespace, out: TextIO) -> int:
+    """``omega id new``: create an identity and its first device."""
+    data_dir: Path = args.data_dir
+    if (data_dir / SECRET_FILE).exists() and not args.force:
+        raise ConfigurationError(
+            f"{data_dir / SECRET_FILE} already exists; pass --force to replace it "
+            "(the old identity is lost unless you kept an export)"
+        )
+    identity = Identity.create(
+        display_name=args.name, device_name=args.device, created_at=_now_ms()
+    )
+    passphrase = _read_passphrase(args, confirm=True)
+    export = export_identity(identity, passphrase)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write_private(data_dir / SECRET_FILE, export)
+    _write_private(data_dir / PUBLIC_FILE, bytes(identity.device_list.to_signed()))
+    profile = f"{identity.user_id}\n{identity.display_name}\n"
+    _write_private(data_dir / PROFILE_FILE, profile.encode("utf-8"))
+    print(f"Created identity in {data_dir}", file=out)
+    uri = ContactUri(user_id=identity.user_id, display_name=identity.display_name or None)
+    _describe(identity.device_list, uri, out, qr=False)
+    return 0
+
+
+def _describe(device_list: VerifiedDeviceList, uri: ContactUri, out: TextIO, *, qr: bool) -> None:
+    print(f"User id:     {device_list.user_id}", file=out)
+    print(f"Contact URI: {uri}", file=out)
+    print(f"Devices (device list #{device_list.sequence}):", file=out)
+    for device in device_list.devices:
+        print(f"  {device.device_id}  {device.device_name}", file=out)
+    if qr:
+        _print_qr(str(uri), out)
+
+
+def cmd_id_show(args: argparse.Namespace, out: TextIO) -> int:
+    """``omega id show``: print the user id, contact URI, devices and QR code."""
+    device_list, uri = _load_public(args.data_dir)
+    _describe(device_list, uri, out, qr=not args.no_qr)
+    if args.qr_png is not None:
+        segno.make(str(uri), error="m").save(args.qr_png, scale=8, border=4)
+        print(f"QR code written to {args.qr_png}", file=out)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    """``omega demo``: a guided tour of what works today."""
+    from omega.demo import run_demo
+
+    run_demo(out, qr=not args.no_qr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``omega`` command."""
+    parser = argparse.ArgumentParser(
+        prog="omega", description="Omega: peer-to-peer, end-to-end-encrypted messaging."
+    )
+    parser.add_argument("--version", action="version", version=f"omega {omega.__version__}")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"where the identity lives (default: ${HOME_ENV} or ~/.local/share/omega)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    identity = commands.add_parser("id", help="create and show your identity")
+    id_commands = identity.add_subparsers(dest="id_command", required=True, metavar="ACTION")
+    new = id_commands.add_parser("new", help="create a new identity")
+    new.add_argument("--name", default="", help="your display name (shared with contacts)")
+    new.add_argument("--device", default="primary", help="this device's name (default: primary)")
+    new.add_argument("--force", action="store_true", help="replace an existing identity")
+    new.add_argument(
+        "--passphrase-file",
+        default=None,
+        help=f"read the passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt)",
+    )
+    new.set_defaults(handler=cmd_id_new)
+    show = id_commands.add_parser("show", help="print your user id, contact URI and QR code")
+    show.add_argument("--no-qr", action="store_true", help="do not print the QR code")
+    show.add_argument("--qr-png", default=None, help="also write the QR code to this PNG file")
+    show.set_defaults(handler=cmd_id_show)
+
+    demo = commands.add_parser("demo", help="a guided tour of the SDK on embedded defaults")
+    demo.add_argument("--no-qr", action="store_true", help="do not print QR codes")
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the ``omega`` command; return its exit status."""
+    stream = out if out is not None else sys.stdout
+    args = build_parser().parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = default_data_dir()
+    try:
+        status: int = args.handler(args, stream)
+    except OmegaError as exc:
+        print(f"omega: error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("omega: interrupted", file=sys.stderr)
+        return 130
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised through the console script
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""``omega demo``: a guided tour of what the SDK does today, on embedded defaults.
+
+Two users, Alice and Bob, meet: they create identities, Alice links a second
+device, they exchange contact URIs, compare safety numbers (by digits and by
+QR payload), Alice revokes a lost device, backs up her identity, and a
+message envelope travels through the framing layer in ragged chunks. Every
+step checks its result and the tour stops with an error if one fails. It runs
+in one process with no network and no files.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import TextIO
+
+import segno
+
+import omega
+from omega.crypto import (
+    ContactUri,
+    DeviceKeyPair,
+    Identity,
+    SafetyNumber,
+    export_identity,
+    import_identity,
+    verify_device_list,
+)
+from omega.errors import (
+    InvalidUriError,
+    OmegaError,
+    StaleDeviceListError,
+    WrongPassphraseError,
+)
+from omega.protocol import Message, MessageType, decode_message, encode_message
+from omega.protocol.framing import FrameDecoder, encode_frame
+
+__all__ = ["DemoFailedError", "run_demo"]
+
+
+class DemoFailedError(OmegaError):
+    """A step of the demo did not produce what it should have."""
+
+    code = "demo_failed"
+
+
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailedError(f"demo step failed: {what}")
+
+
+def run_demo(out: TextIO, *, qr: bool = True) -> None:
+    """Run the tour, printing each step to ``out``.
+
+    Raises :class:`DemoFailedError` if a step does not produce what it should.
+    """
+    now = time.time_ns() // 1_000_000
+    say = _Printer(out)
+    say.title(f"Omega {omega.__version__} demo (Cython accelerators live: {omega.accelerated()})")
+    alice, bob = _create_identities(say, now)
+    alice, phone = _link_device(say, alice, now)
+    alices_list_as_bob_saw_it = _exchange_contacts(say, alice, out if qr else None)
+    _compare_safety_numbers(say, alice, bob)
+    alice = _revoke_device(say, alice, phone, alices_list_as_bob_saw_it, now)
+    _back_up(say, alice)
+    _send_envelope(say, alice, bob, now)
+    say.title("Done. Next: encrypted sessions, transports and the Client (docs/roadmap.md).")
+
+
+def _create_identities(say: _Printer, now: int) -> tuple[Identity, Identity]:
+    say.step("Alice and Bob create identities (Ed25519 keys, no phone number, no e-mail)")
+    alice = Identity.create(display_name="Alice", device_name="alice-laptop", created_at=now)
+    bob = Identity.create(display_name="Bob", device_name="bob-phone", created_at=now)
+    say.item(f"Alice: {alice.user_id}")
+    say.item(f"Bob:   {bob.user_id}")
+    typo = alice.user_id[:-1] + ("q" if alice.user_id[-1] != "q" else "p")
+    try:
+        ContactUri.parse(f"omega://{typo}")
+    except InvalidUriError as exc:
+        say.item(f"a mistyped id is refused: {exc.message}")
+    else:
+        raise DemoFailedError("demo step failed: a mistyped user id was accepted")
+    return alice, bob
+
+
+def _link_device(say: _Printer, alice: Identity, now: int) -> tuple[Identity, DeviceKeyPair]:
+    say.step("Alice links a second device; her identity key certifies it")
+    phone = DeviceKeyPair.generate()
+    alice = alice.add_device(phone.public_key, name="alice-phone", created_at=now + 1)
+    names = ", ".join(d.device_name for d in alice.device_list.devices)
+    say.item(f"signed device list #{alice.device_list.sequence}: {names}")
+    return alice, phone
+
+
+def _exchange_contacts(say: _Printer, alice: Identity, qr_out: TextIO | None) -> bytes:
+    say.step("They exchange contact URIs (as text or QR code)")
+    alice_uri = str(ContactUri(user_id=alice.user_id, display_name="Alice"))
+    say.item(f"Alice shares {alice_uri}")
+    if qr_out is not None:
+        segno.make(alice_uri, error="m").terminal(out=qr_out, compact=True)
+    contact = ContactUri.parse(alice_uri)
+    _check(contact.user_id == alice.user_id, "Bob parsed Alice's URI")
+    published = bytes(alice.device_list.to_signed())
+    bobs_view = verify_device_list(published, user_id=contact.user_id)
+    say.item(
+        f"Bob verified Alice's device list #{bobs_view.sequence} "
+        f"({len(bobs_view.devices)} devices, signed by her identity key)"
+    )
+    return published
+
+
+def _compare_safety_numbers(say: _Printer, alice: Identity, bob: Identity) -> None:
+    say.step("They compare safety numbers, in person or on a call")
+    on_alice = SafetyNumber.compute(alice.identity_key, bob.identity_key)
+    on_bob = SafetyNumber.compute(bob.identity_key, alice.identity_key)
+    _check(on_alice.digits == on_bob.digits, "both sides compute the same number")
+    say.item(on_alice.display())
+    _check(on_alice.verify_scanned(on_bob.qr_payload()), "Alice scans Bob's QR code")
+    _check(on_bob.verify_scanned(on_alice.qr_payload()), "Bob scans Alice's QR code")
+    say.item("QR codes scanned both ways: the numbers match, the contact is verified")
+
+
+def _revoke_device(
+    say: _Printer, alice: Identity, phone: DeviceKeyPair, published: bytes, now: int
+) -> Identity:
+    say.step("Alice loses her phone and revokes it from her laptop")
+    bobs_view = verify_device_list(published, user_id=alice.user_id)
+    alice = alice.revoke_device(phone.public_key, revoked_at=now + 2, reason="lost")
+    bobs_view = verify_device_list(
+        alice.device_list.to_signed(), user_id=alice.user_id, previous=bobs_view
+    )
+    _check(not bobs_view.is_active(phone.public_key), "the phone is no longer trusted")
+    try:
+        verify_device_list(published, user_id=alice.user_id, previous=bobs_view)
+    except StaleDeviceListError as exc:
+        say.item(f"an attacker replaying the old list is refused: {exc.message}")
+    else:
+        raise DemoFailedError("demo step failed: a stale device list was accepted")
+    say.item(f"device list #{bobs_view.sequence}; her user id did not change")
+    return alice
+
+
+def _back_up(say: _Printer, alice: Identity) -> None:
+    say.step("Alice backs up her identity under a passphrase (Argon2id + XChaCha20-Poly1305)")
+    backup = export_identity(alice, "correct horse battery staple")
+    restored = import_identity(backup, "correct horse battery staple").to_identity()
+    _check(restored.user_id == alice.user_id, "the backup restores the same identity")
+    say.item(f"{len(backup)}-byte export restores {restored.user_id[:16]}...")
+    try:
+        import_identity(backup, "wrong guess")
+    except WrongPassphraseError as exc:
+        say.item(f"a wrong passphrase is refused: {exc.message}")
+    else:
+        raise DemoFailedError("demo step failed: a wrong passphrase was accepted")
+
+
+def _send_envelope(say: _Printer, alice: Identity, bob: Identity, now: int) -> None:
+    say.step("A message envelope crosses a byte stream cut into ragged chunks")
+    envelope = Message(
+        message_id=str(uuid.uuid4()),
+        sender_id=alice.user_id,
+        recipient_id=bob.user_id,
+        type=MessageType.TEXT,
+        timestamp=now,
+        encrypted_content=b"(ciphertext: sessions arrive with the encryption core)",
+        sender_device_key=alice.device.device_key,
+        recipient_device_key=bob.device.device_key,
+    )
+    stream = encode_frame(encode_message(envelope)) * 3
+    decoder = FrameDecoder()
+    chunks = _ragged(stream, random.Random(now))  # noqa: S311 - chunk sizes, not secrets
+    frames = [frame for chunk in chunks for frame in decoder.feed(chunk)]
+    _check(len(frames) == 3, "three frames come out")
+    _check(all(decode_message(Message, f) == envelope for f in frames), "envelopes intact")
+    say.item(f"{len(stream)} bytes in {len(chunks)} chunks -> 3 frames, each decoded intact")
+
+
+def _ragged(data: bytes, rng: random.Random) -> list[bytes]:
+    chunks = []
+    position = 0
+    while position < len(data):
+        size = rng.randint(1, 40)
+        chunks.append(data[position : position + size])
+        position += size
+    return chunks
+
+
+class _Printer:
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._number = 0
+
+    def title(self, text: str) -> None:
+        print(f"\n{text}", file=self._out)
+
+    def step(self, text: str) -> None:
+        self._number += 1
+        print(f"\n{self._number}. {text}", file=self._out)
+
+    def item(self, text: str) -> None:
+        print(f"   - {text}", file=self._out)
