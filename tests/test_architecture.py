@@ -46,6 +46,7 @@ FORBIDDEN_IN_SANS_IO = {
     "os",
     "threading",
     "secrets",
+    "datetime",
 }
 
 
@@ -98,6 +99,15 @@ def test_sans_io_layers_touch_no_io_clock_or_randomness(path: Path) -> None:
         assert name.split(".")[0] not in FORBIDDEN_IN_SANS_IO, (
             f"{path.relative_to(SRC)} imports {name}: inject it instead"
         )
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_modules_postpone_annotations_and_stay_small(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    if source.strip():
+        assert "from __future__ import annotations" in source
+    assert source.count("\n") < 800, "STYLE.md: about 600 lines, 800 at most; split by concern"
+    assert "urandom" not in source or _layer_of(path) not in SANS_IO_LAYERS
 
 
 def test_public_api_is_pinned() -> None:

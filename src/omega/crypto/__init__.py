@@ -1,0 +1,100 @@
+"""Omega's sans-I/O cryptography: identities, devices, contact URIs, safety numbers, exports.
+
+Nothing in this package performs I/O, reads a clock or draws global
+randomness: times are ``int`` Unix milliseconds passed in by the caller, and
+every function that needs random bytes takes ``rng`` (a
+:data:`~omega.crypto.random.RandomSource`, by default
+:func:`~omega.crypto.random.system_random`). Primitives come from libsodium
+through PyNaCl; this package only composes them.
+
+* :mod:`omega.crypto.identity`: identity key pairs and Bech32m user ids.
+* :mod:`omega.crypto.devices`: device keys, certificates, signed device lists.
+* :mod:`omega.crypto.account`: the :class:`Identity` aggregate.
+* :mod:`omega.crypto.contact_uri`: ``omega://`` contact URIs.
+* :mod:`omega.crypto.safety_number`: safety numbers and their QR payload.
+* :mod:`omega.crypto.backup`: passphrase-protected identity export.
+* :mod:`omega.crypto.bech32`: the Bech32m encoding (BIP-350).
+"""
+
+from __future__ import annotations
+
+from omega.crypto.account import MAX_DISPLAY_NAME_BYTES, Identity, LocalDevice
+from omega.crypto.backup import (
+    DEFAULT_MEMLIMIT,
+    DEFAULT_OPSLIMIT,
+    MAX_EXPORT_SIZE,
+    MAX_MEMLIMIT,
+    MAX_OPSLIMIT,
+    MIN_MEMLIMIT,
+    MIN_OPSLIMIT,
+    IdentityBackup,
+    export_identity,
+    import_identity,
+)
+from omega.crypto.contact_uri import MAX_CONTACT_NAME_BYTES, MAX_URI_LENGTH, ContactUri
+from omega.crypto.devices import (
+    MAX_CERTIFICATE_SIZE,
+    MAX_DEVICE_LIST_SIZE,
+    MAX_DEVICE_NAME_BYTES,
+    MAX_DEVICES,
+    MAX_REVOCATION_REASON_BYTES,
+    DeviceCertificateInfo,
+    DeviceKeyPair,
+    RevokedDevice,
+    VerifiedDeviceList,
+    certify_device,
+    device_id,
+    sign_device_list,
+    verify_device_certificate,
+    verify_device_list,
+)
+from omega.crypto.identity import (
+    IdentityKeyPair,
+    check_public_key,
+    public_key_from_user_id,
+    user_id_from_public_key,
+    verify_signature,
+)
+from omega.crypto.random import RandomSource, system_random
+from omega.crypto.safety_number import SafetyNumber
+
+__all__ = [
+    "DEFAULT_MEMLIMIT",
+    "DEFAULT_OPSLIMIT",
+    "MAX_CERTIFICATE_SIZE",
+    "MAX_CONTACT_NAME_BYTES",
+    "MAX_DEVICES",
+    "MAX_DEVICE_LIST_SIZE",
+    "MAX_DEVICE_NAME_BYTES",
+    "MAX_DISPLAY_NAME_BYTES",
+    "MAX_EXPORT_SIZE",
+    "MAX_MEMLIMIT",
+    "MAX_OPSLIMIT",
+    "MAX_REVOCATION_REASON_BYTES",
+    "MAX_URI_LENGTH",
+    "MIN_MEMLIMIT",
+    "MIN_OPSLIMIT",
+    "ContactUri",
+    "DeviceCertificateInfo",
+    "DeviceKeyPair",
+    "Identity",
+    "IdentityBackup",
+    "IdentityKeyPair",
+    "LocalDevice",
+    "RandomSource",
+    "RevokedDevice",
+    "SafetyNumber",
+    "VerifiedDeviceList",
+    "certify_device",
+    "check_public_key",
+    "device_id",
+    "export_identity",
+    "import_identity",
+    "public_key_from_user_id",
+    "sign_device_list",
+    "system_random",
+    "user_id_from_public_key",
+    "verify_device_certificate",
+    "verify_device_list",
+    "verify_signature",
+]
