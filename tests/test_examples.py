@@ -1,0 +1,41 @@
+"""Every example in examples/ runs to completion and does what its docstring says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run_example(name: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_example_is_tested() -> None:
+    tested = {"contact_exchange.py"}
+    assert {path.name for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_contact_exchange(tmp_path: Path) -> None:
+    output = run_example("contact_exchange.py", str(tmp_path))
+    assert "Bob added Alice with devices: ['laptop']" in output
+    assert "-> verified" in output
+    assert "Tampered device list refused" in output
+    assert (tmp_path / "alice-contact.png").read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name", ["contact_exchange.py"])
+def test_examples_run_without_arguments(name: str) -> None:
+    assert run_example(name)
