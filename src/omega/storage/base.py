@@ -1,0 +1,249 @@
+"""The key store interface: where a device keeps its secrets and session state.
+
+A :class:`KeyStore` holds, for one device:
+
+* its identity (the encoded identity export or any bytes the caller chooses),
+* its prekey state (signed and one-time prekeys, serialized by ``omega.crypto``),
+* one ratchet session per remote device, keyed by that device's 32-byte key,
+* one sender-key state per (group, sending device),
+* the **inbox**: plaintexts of messages already decrypted but not yet taken by
+  the application.
+
+Values are opaque bytes (the crypto layer serializes its state to versioned
+protobuf); the store never interprets them.
+
+Everything happens in a transaction::
+
+    async with store.transaction() as tx:
+        state = await tx.load_session(device_key)
+        ...  # decrypt with the session
+        await tx.save_session(device_key, new_state)
+        await tx.add_to_inbox(InboxEntry(...))
+
+A transaction commits when its block exits normally and rolls back, leaving
+the store exactly as it was, when the block raises. Because the advanced
+ratchet state and the plaintext it produced commit together, a crash can
+neither lose a decrypted message nor let a message key be used twice.
+Transactions of one store run one at a time; opening a transaction inside
+another on the same store raises :class:`~omega.errors.LocalProtocolError`.
+
+Implementations: :class:`~omega.storage.memory.MemoryKeyStore` and
+:class:`~omega.storage.sqlite.SQLiteKeyStore`. A new backend proves itself by
+passing :func:`omega.testing.check_key_store`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from types import TracebackType
+
+from omega.errors import ConfigurationError, LocalProtocolError, StorageError
+
+__all__ = [
+    "DEVICE_KEY_SIZE",
+    "MAX_GROUP_ID_LENGTH",
+    "MAX_MESSAGE_ID_LENGTH",
+    "MAX_VALUE_SIZE",
+    "InboxEntry",
+    "KeyStore",
+    "KeyStoreTransaction",
+]
+
+DEVICE_KEY_SIZE = 32
+"""Length of a device key, the identifier of sessions and sender keys."""
+
+MAX_VALUE_SIZE = 4 * 1024 * 1024
+"""Largest value (state blob or plaintext) a key store accepts, in bytes."""
+
+MAX_GROUP_ID_LENGTH = 256
+"""Longest group id, in characters."""
+
+MAX_MESSAGE_ID_LENGTH = 256
+"""Longest message id, in characters."""
+
+_active: ContextVar[frozenset[int]] = ContextVar(
+    "omega_key_store_transactions", default=frozenset()
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboxEntry:
+    """A decrypted message waiting for the application to take it."""
+
+    message_id: str
+    """The message's id (unique in the inbox: a second entry with it is refused)."""
+    sender_device_key: bytes
+    """The 32-byte key of the device that sent it."""
+    plaintext: bytes
+    """The decrypted content."""
+    received_at: int
+    """When it was decrypted, Unix milliseconds."""
+
+    def __post_init__(self) -> None:
+        check_message_id(self.message_id)
+        check_device_key(self.sender_device_key)
+        check_value(self.plaintext, "plaintext")
+        if isinstance(self.received_at, bool) or not isinstance(self.received_at, int):
+            raise ConfigurationError("received_at must be Unix milliseconds as an int")
+
+
+def check_device_key(device_key: object) -> bytes:
+    """Return ``device_key`` if it is 32 bytes, else raise ConfigurationError."""
+    if not isinstance(device_key, bytes) or len(device_key) != DEVICE_KEY_SIZE:
+        raise ConfigurationError(f"a device key is {DEVICE_KEY_SIZE} bytes")
+    return device_key
+
+
+def check_value(value: object, what: str = "value") -> bytes:
+    """Return ``value`` if it is bytes of at most MAX_VALUE_SIZE, else raise ConfigurationError."""
+    if not isinstance(value, bytes):
+        raise ConfigurationError(f"{what} must be bytes, not {type(value).__name__}")
+    if len(value) > MAX_VALUE_SIZE:
+        raise ConfigurationError(f"{what} of {len(value)} bytes exceeds {MAX_VALUE_SIZE} bytes")
+    return value
+
+
+def check_group_id(group_id: object) -> str:
+    """Return ``group_id`` if it is a non-empty str of at most MAX_GROUP_ID_LENGTH characters."""
+    if not isinstance(group_id, str) or not 0 < len(group_id) <= MAX_GROUP_ID_LENGTH:
+        raise ConfigurationError(f"a group id is 1..{MAX_GROUP_ID_LENGTH} characters")
+    return group_id
+
+
+def check_message_id(message_id: object) -> str:
+    """Return ``message_id`` if it is a str of 1..MAX_MESSAGE_ID_LENGTH characters."""
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH:
+        raise ConfigurationError(f"a message id is 1..{MAX_MESSAGE_ID_LENGTH} characters")
+    return message_id
+
+
+def check_message_ids(message_ids: object) -> list[str]:
+    """Return ``message_ids`` as a list if it is a sequence of valid message ids."""
+    if isinstance(message_ids, str | bytes) or not isinstance(message_ids, Sequence):
+        raise ConfigurationError("message_ids must be a sequence of message ids")
+    return [check_message_id(message_id) for message_id in message_ids]
+
+
+class KeyStoreTransaction(ABC):
+    """Reads and writes inside one transaction of a :class:`KeyStore`.
+
+    Only valid inside its ``async with`` block; using it afterwards raises
+    :class:`~omega.errors.LocalProtocolError`. Arguments are validated:
+    a device key that is not 32 bytes, a value that is not bytes or is larger
+    than :data:`MAX_VALUE_SIZE`, an empty or over-long group or message id
+    raise :class:`~omega.errors.ConfigurationError` and change nothing.
+    """
+
+    @abstractmethod
+    async def load_identity(self) -> bytes | None:
+        """The stored identity, or ``None``."""
+
+    @abstractmethod
+    async def save_identity(self, data: bytes) -> None:
+        """Store the identity, replacing any previous one."""
+
+    @abstractmethod
+    async def load_prekeys(self) -> bytes | None:
+        """The stored prekey state, or ``None``."""
+
+    @abstractmethod
+    async def save_prekeys(self, data: bytes) -> None:
+        """Store the prekey state, replacing any previous one."""
+
+    @abstractmethod
+    async def load_session(self, device_key: bytes) -> bytes | None:
+        """The session state with the remote device ``device_key``, or ``None``."""
+
+    @abstractmethod
+    async def save_session(self, device_key: bytes, state: bytes) -> None:
+        """Store the session state with ``device_key``, replacing any previous one."""
+
+    @abstractmethod
+    async def delete_session(self, device_key: bytes) -> bool:
+        """Delete the session with ``device_key``; return whether there was one."""
+
+    @abstractmethod
+    async def session_device_keys(self) -> list[bytes]:
+        """Keys of every remote device we hold a session with, sorted."""
+
+    @abstractmethod
+    async def load_sender_key(self, group_id: str, device_key: bytes) -> bytes | None:
+        """The sender-key state of ``device_key`` in ``group_id``, or ``None``."""
+
+    @abstractmethod
+    async def save_sender_key(self, group_id: str, device_key: bytes, state: bytes) -> None:
+        """Store the sender-key state of ``device_key`` in ``group_id``."""
+
+    @abstractmethod
+    async def delete_sender_keys(self, group_id: str) -> int:
+        """Delete every sender-key state of ``group_id``; return how many there were."""
+
+    @abstractmethod
+    async def add_to_inbox(self, entry: InboxEntry) -> bool:
+        """Add ``entry``; return False (and change nothing) if its message id is there already."""
+
+    @abstractmethod
+    async def inbox(self, limit: int = 100) -> list[InboxEntry]:
+        """Up to ``limit`` (1..10000) inbox entries, oldest first."""
+
+    @abstractmethod
+    async def remove_from_inbox(self, message_ids: Sequence[str]) -> int:
+        """Remove the entries with these ids; return how many were removed."""
+
+
+class KeyStore(ABC):
+    """A device's durable secrets and session state; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._closed = False
+
+    @abstractmethod
+    def _begin(self) -> AbstractAsyncContextManager[KeyStoreTransaction]:
+        """Open one transaction; commit on normal exit, roll back on an exception."""
+
+    @abstractmethod
+    async def _close(self) -> None:
+        """Release the backend's resources."""
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[KeyStoreTransaction]:
+        """Run a transaction (see the module docstring)."""
+        if self._closed:
+            raise StorageError("the key store is closed")
+        active = _active.get()
+        if id(self) in active:
+            raise LocalProtocolError("a transaction of this key store is already open here")
+        token = _active.set(active | {id(self)})
+        try:
+            async with self._begin() as transaction:
+                yield transaction
+        finally:
+            _active.reset(token)
+
+    async def aclose(self) -> None:
+        """Close the store; further transactions raise StorageError. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    async def __aenter__(self) -> KeyStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def check_limit(limit: object) -> int:
+    """Return ``limit`` if it is an int in 1..10000, else raise ConfigurationError."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        raise ConfigurationError("limit must be an int in 1..10000")
+    return limit

@@ -1,0 +1,137 @@
+"""An in-memory :class:`~omega.storage.base.KeyStore`, for tests, bots and simulations.
+
+Nothing survives the process. A transaction works on a private copy of the
+state and swaps it in on commit, so a transaction that raises leaves the
+store exactly as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+
+from omega.errors import LocalProtocolError
+from omega.storage.base import (
+    InboxEntry,
+    KeyStore,
+    KeyStoreTransaction,
+    check_device_key,
+    check_group_id,
+    check_limit,
+    check_message_ids,
+    check_value,
+)
+
+__all__ = ["MemoryKeyStore"]
+
+
+@dataclass
+class _State:
+    identity: bytes | None = None
+    prekeys: bytes | None = None
+    sessions: dict[bytes, bytes] = field(default_factory=dict)
+    sender_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
+    inbox: dict[str, InboxEntry] = field(default_factory=dict)  # insertion order = age
+
+    def copy(self) -> _State:
+        return _State(
+            identity=self.identity,
+            prekeys=self.prekeys,
+            sessions=dict(self.sessions),
+            sender_keys=dict(self.sender_keys),
+            inbox=dict(self.inbox),
+        )
+
+
+class _MemoryTransaction(KeyStoreTransaction):
+    def __init__(self, state: _State) -> None:
+        self._state = state
+        self.live = True
+
+    def _live_state(self) -> _State:
+        if not self.live:
+            raise LocalProtocolError("this transaction has ended")
+        return self._state
+
+    async def load_identity(self) -> bytes | None:
+        return self._live_state().identity
+
+    async def save_identity(self, data: bytes) -> None:
+        self._live_state().identity = check_value(data, "identity")
+
+    async def load_prekeys(self) -> bytes | None:
+        return self._live_state().prekeys
+
+    async def save_prekeys(self, data: bytes) -> None:
+        self._live_state().prekeys = check_value(data, "prekeys")
+
+    async def load_session(self, device_key: bytes) -> bytes | None:
+        return self._live_state().sessions.get(check_device_key(device_key))
+
+    async def save_session(self, device_key: bytes, state: bytes) -> None:
+        check_device_key(device_key)
+        self._live_state().sessions[device_key] = check_value(state, "session state")
+
+    async def delete_session(self, device_key: bytes) -> bool:
+        check_device_key(device_key)
+        return self._live_state().sessions.pop(device_key, None) is not None
+
+    async def session_device_keys(self) -> list[bytes]:
+        return sorted(self._live_state().sessions)
+
+    async def load_sender_key(self, group_id: str, device_key: bytes) -> bytes | None:
+        key = (check_group_id(group_id), check_device_key(device_key))
+        return self._live_state().sender_keys.get(key)
+
+    async def save_sender_key(self, group_id: str, device_key: bytes, state: bytes) -> None:
+        key = (check_group_id(group_id), check_device_key(device_key))
+        self._live_state().sender_keys[key] = check_value(state, "sender key state")
+
+    async def delete_sender_keys(self, group_id: str) -> int:
+        check_group_id(group_id)
+        sender_keys = self._live_state().sender_keys
+        doomed = [key for key in sender_keys if key[0] == group_id]
+        for key in doomed:
+            del sender_keys[key]
+        return len(doomed)
+
+    async def add_to_inbox(self, entry: InboxEntry) -> bool:
+        inbox = self._live_state().inbox
+        if entry.message_id in inbox:
+            return False
+        inbox[entry.message_id] = entry
+        return True
+
+    async def inbox(self, limit: int = 100) -> list[InboxEntry]:
+        entries = self._live_state().inbox.values()
+        return list(entries)[: check_limit(limit)]
+
+    async def remove_from_inbox(self, message_ids: Sequence[str]) -> int:
+        check_message_ids(message_ids)
+        inbox = self._live_state().inbox
+        return sum(inbox.pop(message_id, None) is not None for message_id in set(message_ids))
+
+
+class MemoryKeyStore(KeyStore):
+    """A :class:`~omega.storage.base.KeyStore` that lives in memory only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._state = _State()
+        self._lock = anyio.Lock()
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[KeyStoreTransaction]:
+        async with self._lock:
+            transaction = _MemoryTransaction(self._state.copy())
+            try:
+                yield transaction
+            finally:
+                transaction.live = False
+            self._state = transaction._state  # commit: reached only without an exception
+
+    async def _close(self) -> None:
+        self._state = _State()
