@@ -25,6 +25,10 @@ TARGETS = (
     proto.HandshakeMessage,
     proto.HandshakePayload,
     proto.SafetyNumberQr,
+    proto.PrekeyMessage,
+    proto.RatchetMessage,
+    proto.RatchetSessionState,
+    proto.PrekeyStoreState,
 )
 
 

@@ -13,6 +13,7 @@ or pick the branch it cares about::
     │   ├── MessageDecodeError      bytes are not a valid protobuf message
     │   ├── InvalidUserIdError      a user id fails its format or checksum
     │   ├── InvalidUriError         an ``omega://`` URI is malformed
+    │   ├── InvalidAddressError     a transport address is malformed
     │   └── InvalidQrPayloadError   a scanned QR payload is malformed
     ├── CryptoError
     │   ├── InvalidKeyError         a key has the wrong size or is unusable
@@ -25,7 +26,19 @@ or pick the branch it cares about::
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
     │   └── RemoteProtocolError     ... by the remote peer
+    │       ├── DuplicateMessageError        a ratchet message's key is spent (replay)
+    │       ├── TooManySkippedMessagesError  a ratchet message skips too many keys
+    │       └── UnknownPrekeyError           a prekey message names a prekey we lack
+    │           └── PrekeyReusedError        ... a one-time prekey already consumed
     ├── TransportError              a network operation failed
+    │   ├── DialError                   no connection could be made to an address
+    │   ├── ConnectionClosedError       the stream ended cleanly, or was closed by us
+    │   ├── ConnectionLostError         the connection broke: reset, truncated, aborted
+    │   ├── TransportTimeoutError       a dial, handshake or idle timeout expired
+    │   ├── ConnectionLimitError        a limit on connections or handshakes was reached
+    │   ├── SecureChannelError          an established secure channel got a bad record
+    │   └── HandshakeError              the secure-channel handshake failed
+    │       └── PeerIdentityMismatchError  the peer is not the user or device expected
     └── StorageError                a store failed, or holds data it cannot read
         └── CorruptDataError
 
@@ -42,12 +55,19 @@ from typing import ClassVar
 __all__ = [
     "CertificateError",
     "ConfigurationError",
+    "ConnectionClosedError",
+    "ConnectionLimitError",
+    "ConnectionLostError",
     "CorruptDataError",
     "CryptoError",
     "DecodeError",
     "DecryptionError",
+    "DialError",
+    "DuplicateMessageError",
     "FrameError",
     "FrameTooLargeError",
+    "HandshakeError",
+    "InvalidAddressError",
     "InvalidKeyError",
     "InvalidQrPayloadError",
     "InvalidSignatureError",
@@ -57,12 +77,18 @@ __all__ = [
     "MalformedFrameError",
     "MessageDecodeError",
     "OmegaError",
+    "PeerIdentityMismatchError",
+    "PrekeyReusedError",
     "ProtocolError",
     "RemoteProtocolError",
     "RevokedDeviceError",
+    "SecureChannelError",
     "StaleDeviceListError",
     "StorageError",
+    "TooManySkippedMessagesError",
     "TransportError",
+    "TransportTimeoutError",
+    "UnknownPrekeyError",
     "WrongPassphraseError",
     "map_exceptions",
 ]
@@ -140,6 +166,12 @@ class InvalidUriError(DecodeError):
     code = "invalid_uri"
 
 
+class InvalidAddressError(DecodeError):
+    """A transport address (``/ip4/127.0.0.1/tcp/4001``, ...) is malformed."""
+
+    code = "invalid_address"
+
+
 class InvalidQrPayloadError(DecodeError):
     """A QR payload (safety number or contact) is malformed."""
 
@@ -212,10 +244,94 @@ class RemoteProtocolError(ProtocolError):
     code = "remote_protocol_error"
 
 
+class DuplicateMessageError(RemoteProtocolError):
+    """A ratchet message whose key is already spent: a replay, or a key evicted long ago.
+
+    The message was decrypted before (message keys are deleted once used),
+    or its skipped-message key was evicted under the per-session bound.
+    """
+
+    code = "duplicate_message"
+
+
+class TooManySkippedMessagesError(RemoteProtocolError):
+    """A ratchet message would skip more message keys than the session allows."""
+
+    code = "too_many_skipped_messages"
+
+
+class UnknownPrekeyError(RemoteProtocolError):
+    """A prekey message names a prekey this device does not hold (any more)."""
+
+    code = "unknown_prekey"
+
+
+class PrekeyReusedError(UnknownPrekeyError):
+    """A prekey message names a one-time prekey that was already consumed."""
+
+    code = "prekey_reused"
+
+
 class TransportError(OmegaError):
     """A network operation failed."""
 
     code = "transport_error"
+
+
+class DialError(TransportError):
+    """No connection could be made to an address (refused, unreachable, unresolvable)."""
+
+    code = "dial_failed"
+
+
+class ConnectionClosedError(TransportError):
+    """The connection's stream of frames has ended.
+
+    Raised by ``receive_frame`` once the peer has finished sending (a clean
+    end of stream), and by any operation on a connection we closed ourselves.
+    """
+
+    code = "connection_closed"
+
+
+class ConnectionLostError(TransportError):
+    """The connection broke: reset by the peer, cut mid-frame, or ended unauthenticated."""
+
+    code = "connection_lost"
+
+
+class TransportTimeoutError(TransportError):
+    """A dial, handshake, idle or keep-alive timeout expired."""
+
+    code = "transport_timeout"
+
+
+class ConnectionLimitError(TransportError):
+    """A limit on concurrent connections or handshakes was reached."""
+
+    code = "connection_limit"
+
+
+class SecureChannelError(TransportError):
+    """An established secure channel received a record that fails authentication or its rules.
+
+    The record was tampered with, forged, replayed or reordered, or breaks
+    the channel's record format; the channel is unusable afterwards.
+    """
+
+    code = "secure_channel_error"
+
+
+class HandshakeError(TransportError):
+    """The secure-channel handshake failed: malformed, forged or unverifiable messages."""
+
+    code = "handshake_failed"
+
+
+class PeerIdentityMismatchError(HandshakeError):
+    """The peer proved an identity, but not the user (or device) the dialer expected."""
+
+    code = "peer_identity_mismatch"
 
 
 class StorageError(OmegaError):

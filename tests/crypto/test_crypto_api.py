@@ -7,6 +7,18 @@ import inspect
 import omega.crypto
 
 EXPECTED = {
+    "MAX_SKIP",
+    "MAX_SKIPPED_KEYS",
+    "AcceptedSession",
+    "PrekeyConfig",
+    "PrekeyRefresh",
+    "PrekeyStore",
+    "RatchetSession",
+    "SessionConfig",
+    "VerifiedPrekeyBundle",
+    "accept_session",
+    "initiate_session",
+    "verify_prekey_bundle",
     "DEFAULT_MEMLIMIT",
     "DEFAULT_OPSLIMIT",
     "MAX_CERTIFICATE_SIZE",

@@ -41,6 +41,10 @@ WIRE_MESSAGES = [
     proto.PrekeyBundle,
     proto.HandshakePayload,
     proto.SafetyNumberQr,
+    proto.PrekeyMessage,
+    proto.RatchetMessage,
+    proto.RatchetSessionState,
+    proto.PrekeyStoreState,
 ]
 
 

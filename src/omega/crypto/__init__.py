@@ -1,11 +1,12 @@
-"""Omega's sans-I/O cryptography: identities, devices, contact URIs, safety numbers, exports.
+"""Omega's sans-I/O cryptography: identities, devices, sessions, safety numbers, exports.
 
 Nothing in this package performs I/O, reads a clock or draws global
 randomness: times are ``int`` Unix milliseconds passed in by the caller, and
 every function that needs random bytes takes ``rng`` (a
 :data:`~omega.crypto.random.RandomSource`, by default
 :func:`~omega.crypto.random.system_random`). Primitives come from libsodium
-through PyNaCl; this package only composes them.
+through PyNaCl, and HKDF, HMAC and AES-GCM from pyca/cryptography; this
+package only composes them.
 
 * :mod:`omega.crypto.identity`: identity key pairs and Bech32m user ids.
 * :mod:`omega.crypto.devices`: device keys, certificates, signed device lists.
@@ -14,6 +15,9 @@ through PyNaCl; this package only composes them.
 * :mod:`omega.crypto.safety_number`: safety numbers and their QR payload.
 * :mod:`omega.crypto.backup`: passphrase-protected identity export.
 * :mod:`omega.crypto.bech32`: the Bech32m encoding (BIP-350).
+* :mod:`omega.crypto.prekeys`: signed and one-time prekeys of a device.
+* :mod:`omega.crypto.x3dh`: X3DH key agreement between two devices.
+* :mod:`omega.crypto.double_ratchet`: the Double Ratchet session.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from omega.crypto.devices import (
     verify_device_certificate,
     verify_device_list,
 )
+from omega.crypto.double_ratchet import MAX_SKIP, MAX_SKIPPED_KEYS, RatchetSession, SessionConfig
 from omega.crypto.identity import (
     IdentityKeyPair,
     check_public_key,
@@ -55,8 +60,16 @@ from omega.crypto.identity import (
     user_id_from_public_key,
     verify_signature,
 )
+from omega.crypto.prekeys import PrekeyConfig, PrekeyRefresh, PrekeyStore
 from omega.crypto.random import RandomSource, system_random
 from omega.crypto.safety_number import SafetyNumber
+from omega.crypto.x3dh import (
+    AcceptedSession,
+    VerifiedPrekeyBundle,
+    accept_session,
+    initiate_session,
+    verify_prekey_bundle,
+)
 
 __all__ = [
     "DEFAULT_MEMLIMIT",
@@ -71,9 +84,12 @@ __all__ = [
     "MAX_MEMLIMIT",
     "MAX_OPSLIMIT",
     "MAX_REVOCATION_REASON_BYTES",
+    "MAX_SKIP",
+    "MAX_SKIPPED_KEYS",
     "MAX_URI_LENGTH",
     "MIN_MEMLIMIT",
     "MIN_OPSLIMIT",
+    "AcceptedSession",
     "ContactUri",
     "DeviceCertificateInfo",
     "DeviceKeyPair",
@@ -81,20 +97,29 @@ __all__ = [
     "IdentityBackup",
     "IdentityKeyPair",
     "LocalDevice",
+    "PrekeyConfig",
+    "PrekeyRefresh",
+    "PrekeyStore",
     "RandomSource",
+    "RatchetSession",
     "RevokedDevice",
     "SafetyNumber",
+    "SessionConfig",
     "VerifiedDeviceList",
+    "VerifiedPrekeyBundle",
+    "accept_session",
     "certify_device",
     "check_public_key",
     "device_id",
     "export_identity",
     "import_identity",
+    "initiate_session",
     "public_key_from_user_id",
     "sign_device_list",
     "system_random",
     "user_id_from_public_key",
     "verify_device_certificate",
     "verify_device_list",
+    "verify_prekey_bundle",
     "verify_signature",
 ]

@@ -31,15 +31,22 @@ __all__ = (
     "MessageContent",
     "MessageType",
     "OneTimePrekey",
+    "OneTimePrekeySecret",
     "PermissionLevel",
     "Ping",
     "Pong",
     "PrekeyBundle",
+    "PrekeyMessage",
+    "PrekeyStoreState",
+    "RatchetHeader",
+    "RatchetMessage",
+    "RatchetSessionState",
     "ReactionContent",
     "SafetyNumberQr",
     "SignedDeviceCertificate",
     "SignedDeviceList",
     "SignedPrekey",
+    "SignedPrekeySecret",
     "StickerContent",
     "TextContent",
     "TextEntity",
@@ -881,6 +888,23 @@ default_message_pool.register_message("omega.protocol", "OneTimePrekey", OneTime
 
 
 @dataclass(eq=False, repr=False)
+class OneTimePrekeySecret(betterproto2.Message):
+    """
+    A one-time prekey with its private key, inside PrekeyStoreState.
+    """
+
+    prekey_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    private_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    X25519, 32 bytes
+    """
+
+
+default_message_pool.register_message("omega.protocol", "OneTimePrekeySecret", OneTimePrekeySecret)
+
+
+@dataclass(eq=False, repr=False)
 class Ping(betterproto2.Message):
     """
     Liveness probe; the peer answers with a Pong carrying the same nonce.
@@ -924,6 +948,258 @@ class PrekeyBundle(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "PrekeyBundle", PrekeyBundle)
+
+
+@dataclass(eq=False, repr=False)
+class PrekeyMessage(betterproto2.Message):
+    """
+    The first message from an initiator device to a responder device (X3DH,
+    "Sending the initial message"): what the responder needs to derive the
+    shared secret, and the first ratchet message of the session.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    device_certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the initiator device's certificate
+    """
+
+    base_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    EK_A: initiator's ephemeral X25519 public key
+    """
+
+    signed_prekey_id: "int" = betterproto2.field(4, betterproto2.TYPE_UINT32)
+    """
+    the responder's signed prekey that was used
+    """
+
+    one_time_prekey_id: "int | None" = betterproto2.field(
+        5, betterproto2.TYPE_UINT32, optional=True
+    )
+    """
+    the responder's one-time prekey, if one was used
+    """
+
+    message: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    encoded RatchetMessage
+    """
+
+
+default_message_pool.register_message("omega.protocol", "PrekeyMessage", PrekeyMessage)
+
+
+@dataclass(eq=False, repr=False)
+class PrekeyStoreState(betterproto2.Message):
+    """
+    The serialized prekeys of one device. Secret: it never leaves the device.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    device_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key of the owning device
+    """
+
+    signed_prekey: "SignedPrekeySecret | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the current signed prekey
+    """
+
+    retired_signed_prekeys: "list[SignedPrekeySecret]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    still in their grace period, oldest first
+    """
+
+    one_time_prekeys: "list[OneTimePrekeySecret]" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    unused one-time prekeys, ascending ids
+    """
+
+    next_signed_prekey_id: "int" = betterproto2.field(6, betterproto2.TYPE_UINT32)
+    """
+    id the next signed prekey will get
+    """
+
+    next_one_time_prekey_id: "int" = betterproto2.field(7, betterproto2.TYPE_UINT32)
+    """
+    id the next one-time prekey will get
+    """
+
+
+default_message_pool.register_message("omega.protocol", "PrekeyStoreState", PrekeyStoreState)
+
+
+@dataclass(eq=False, repr=False)
+class RatchetHeader(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------
+    End-to-end encryption: X3DH and the Double Ratchet (docs/crypto.md).
+    ---------------------------------------------------------------------------
+
+    The header of one Double Ratchet message. Always carried as bytes inside
+    RatchetMessage: the AEAD's associated data covers exactly those bytes.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    ratchet_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    sender's current X25519 ratchet public key (32 bytes)
+    """
+
+    previous_chain_length: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    PN: messages in the sender's previous sending chain
+    """
+
+    message_number: "int" = betterproto2.field(4, betterproto2.TYPE_UINT32)
+    """
+    N: index of this message in its sending chain
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RatchetHeader", RatchetHeader)
+
+
+@dataclass(eq=False, repr=False)
+class RatchetMessage(betterproto2.Message):
+    """
+    One Double Ratchet message: its header and the AES-256-GCM ciphertext.
+    """
+
+    header: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    encoded RatchetHeader
+    """
+
+    ciphertext: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    AES-256-GCM ciphertext followed by its 16-byte tag
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RatchetMessage", RatchetMessage)
+
+
+@dataclass(eq=False, repr=False)
+class RatchetSessionState(betterproto2.Message):
+    """
+    The serialized state of one Double Ratchet session with one remote device.
+    Secret: it never leaves the device and is stored encrypted at rest.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    initiator: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+    """
+    true on the side that ran X3DH as initiator
+    """
+
+    local_identity_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519, 32 bytes
+    """
+
+    local_device_key: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
+    """
+    Ed25519, 32 bytes
+    """
+
+    remote_identity_key: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+    """
+    Ed25519, 32 bytes
+    """
+
+    remote_device_key: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    Ed25519, 32 bytes
+    """
+
+    base_key: "bytes" = betterproto2.field(7, betterproto2.TYPE_BYTES)
+    """
+    X3DH EK_A that created the session (32 bytes)
+    """
+
+    root_key: "bytes" = betterproto2.field(8, betterproto2.TYPE_BYTES)
+    """
+    RK, 32 bytes
+    """
+
+    sending_ratchet_private_key: "bytes" = betterproto2.field(9, betterproto2.TYPE_BYTES)
+    """
+    DHs, 32 bytes; empty until the next send
+    """
+
+    sending_chain_key: "bytes" = betterproto2.field(10, betterproto2.TYPE_BYTES)
+    """
+    CKs, 32 bytes; empty until the next send
+    """
+
+    receiving_ratchet_key: "bytes" = betterproto2.field(11, betterproto2.TYPE_BYTES)
+    """
+    DHr, 32 bytes; empty before the first message
+    """
+
+    receiving_chain_key: "bytes" = betterproto2.field(12, betterproto2.TYPE_BYTES)
+    """
+    CKr, 32 bytes; empty when none
+    """
+
+    sending_message_number: "int" = betterproto2.field(13, betterproto2.TYPE_UINT64)
+    """
+    Ns
+    """
+
+    receiving_message_number: "int" = betterproto2.field(14, betterproto2.TYPE_UINT64)
+    """
+    Nr
+    """
+
+    previous_sending_chain_length: "int" = betterproto2.field(15, betterproto2.TYPE_UINT64)
+    """
+    PN
+    """
+
+    skipped_message_keys: "bytes" = betterproto2.field(16, betterproto2.TYPE_BYTES)
+    """
+    Message keys kept for messages that have not arrived yet, oldest first, as
+    68-byte records: ratchet_key (32) || message_number (4, big-endian) || message_key (32).
+    Packed rather than repeated messages: the state is saved after every message.
+    """
+
+    previous_receiving_ratchet_keys: "list[bytes]" = betterproto2.field(
+        17, betterproto2.TYPE_BYTES, repeated=True
+    )
+    """
+    older DHr values, oldest first
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RatchetSessionState", RatchetSessionState)
 
 
 @dataclass(eq=False, repr=False)
@@ -1035,6 +1311,38 @@ class SignedPrekey(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "SignedPrekey", SignedPrekey)
+
+
+@dataclass(eq=False, repr=False)
+class SignedPrekeySecret(betterproto2.Message):
+    """
+    A signed prekey with its private key, inside PrekeyStoreState.
+    """
+
+    prekey_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    private_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    X25519, 32 bytes
+    """
+
+    signature: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the device key (docs/crypto.md, "Signed prekeys")
+    """
+
+    created_at: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds
+    """
+
+    retired_at: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds; 0 for the current signed prekey
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SignedPrekeySecret", SignedPrekeySecret)
 
 
 @dataclass(eq=False, repr=False)

@@ -1,0 +1,193 @@
+"""Primitives shared by X3DH and the Double Ratchet, composed from libsodium and pyca.
+
+Nothing here invents a primitive: X25519 and the Ed25519-to-X25519 key
+conversion are libsodium's (``crypto_scalarmult``,
+``crypto_sign_ed25519_pk_to_curve25519``, ``crypto_sign_ed25519_sk_to_curve25519``)
+through PyNaCl; HKDF-SHA256, HMAC-SHA256 and AES-256-GCM are pyca/cryptography's.
+docs/crypto.md gives every label and length used below.
+"""
+
+from __future__ import annotations
+
+import hmac
+from hashlib import sha256
+
+import nacl.bindings
+import nacl.exceptions
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from omega.crypto._ed25519 import check_public_key
+from omega.crypto.random import RandomSource, random_bytes
+from omega.errors import DecryptionError, InvalidKeyError, map_exceptions
+
+__all__ = [
+    "AEAD_KEY_INFO",
+    "KEY_SIZE",
+    "NONCE_SIZE",
+    "ROOT_KDF_INFO",
+    "TAG_SIZE",
+    "X3DH_INFO",
+    "X3DH_PADDING",
+    "aead_decrypt",
+    "aead_encrypt",
+    "check_x25519_public_key",
+    "ed25519_public_to_x25519",
+    "ed25519_seed_to_x25519",
+    "generate_x25519",
+    "hkdf_sha256",
+    "kdf_ck",
+    "kdf_rk",
+    "message_key_material",
+    "x25519",
+    "x25519_public",
+    "x3dh_secret",
+]
+
+KEY_SIZE = 32
+"""Size of every X25519 key, root key, chain key and message key, in bytes."""
+
+NONCE_SIZE = 12
+"""Size of an AES-256-GCM nonce, in bytes."""
+
+TAG_SIZE = 16
+"""Size of an AES-256-GCM authentication tag, in bytes."""
+
+X3DH_INFO = b"omega/x3dh/v1"
+"""HKDF info of the X3DH shared secret SK."""
+
+X3DH_PADDING = b"\xff" * 32
+"""X3DH's F: 32 0xFF bytes prepended to the DH outputs (X3DH section 2.2)."""
+
+ROOT_KDF_INFO = b"omega/ratchet/root/v1"
+"""HKDF info of KDF_RK."""
+
+AEAD_KEY_INFO = b"omega/ratchet/message-key/v1"
+"""HKDF info expanding a message key into an AES-256-GCM key and nonce."""
+
+_ZERO_SALT = bytes(32)
+_CHAIN_MESSAGE_KEY = b"\x01"
+_CHAIN_NEXT_KEY = b"\x02"
+_FIELD_PRIME = 2**255 - 19
+
+
+def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869), extract then expand to ``length`` bytes."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def _hmac_sha256(key: bytes, data: bytes) -> bytes:
+    return hmac.new(key, data, sha256).digest()
+
+
+def check_x25519_public_key(public_key: object, what: str = "X25519 public key") -> bytes:
+    """Return ``public_key`` if it is a canonical 32-byte X25519 public key.
+
+    Canonical means the little-endian u-coordinate is below 2**255 - 19 (so
+    the unused top bit is clear): every key has exactly one accepted
+    encoding, which keeps associated data and serialized state unambiguous.
+    Low-order points are refused later, by :func:`x25519`, when their DH
+    output would be all zeros. Raises :class:`~omega.errors.InvalidKeyError`.
+    """
+    if not isinstance(public_key, bytes) or len(public_key) != KEY_SIZE:
+        size = len(public_key) if isinstance(public_key, bytes) else None
+        raise InvalidKeyError(f"{what} must be {KEY_SIZE} bytes", details={"size": size})
+    if int.from_bytes(public_key, "little") >= _FIELD_PRIME:
+        raise InvalidKeyError(f"{what} is not canonically encoded")
+    return public_key
+
+
+def x25519_public(private_key: bytes) -> bytes:
+    """The X25519 public key of a 32-byte private key (libsodium clamps it)."""
+    public: bytes = nacl.bindings.crypto_scalarmult_base(private_key)
+    return public
+
+
+def generate_x25519(rng: RandomSource) -> tuple[bytes, bytes]:
+    """Draw a fresh X25519 key pair from ``rng``: ``(private_key, public_key)``."""
+    private_key = random_bytes(rng, KEY_SIZE)
+    return private_key, x25519_public(private_key)
+
+
+def x25519(private_key: bytes, public_key: bytes) -> bytes:
+    """The X25519 shared secret of ``private_key`` and ``public_key``.
+
+    Raises :class:`~omega.errors.InvalidKeyError` for a non-canonical key and
+    for a low-order point: libsodium refuses those, and an all-zero output is
+    refused here as well (RFC 7748, section 6.1).
+    """
+    check_x25519_public_key(public_key)
+    with map_exceptions(
+        {nacl.exceptions.RuntimeError: InvalidKeyError}, "X25519 refused the public key"
+    ):
+        shared: bytes = nacl.bindings.crypto_scalarmult(private_key, public_key)
+    if hmac.compare_digest(shared, bytes(KEY_SIZE)):  # pragma: no cover - libsodium refuses first
+        raise InvalidKeyError("X25519 produced the all-zero shared secret (low-order point)")
+    return shared
+
+
+def ed25519_public_to_x25519(public_key: bytes) -> bytes:
+    """Convert a valid Ed25519 public key to its X25519 form (Montgomery u-coordinate).
+
+    Raises :class:`~omega.errors.InvalidKeyError` for an unusable Ed25519 key.
+    """
+    check_public_key(public_key)
+    converted: bytes = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(public_key)
+    return converted
+
+
+def ed25519_seed_to_x25519(seed: bytes) -> bytes:
+    """Convert the 32-byte seed of an Ed25519 key pair to its X25519 private key."""
+    _, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+    converted: bytes = nacl.bindings.crypto_sign_ed25519_sk_to_curve25519(secret_key)
+    return converted
+
+
+def x3dh_secret(dh_outputs: list[bytes]) -> bytes:
+    """X3DH's SK: HKDF-SHA256(salt = 32 zero bytes, IKM = F || DH1 || ..., info = X3DH_INFO).
+
+    32 bytes; ``dh_outputs`` are DH1..DH3 and, when a one-time prekey was used, DH4.
+    """
+    return hkdf_sha256(
+        X3DH_PADDING + b"".join(dh_outputs), salt=_ZERO_SALT, info=X3DH_INFO, length=KEY_SIZE
+    )
+
+
+def kdf_rk(root_key: bytes, dh_output: bytes) -> tuple[bytes, bytes]:
+    """KDF_RK: HKDF-SHA256(salt = RK, IKM = DH output, info = ROOT_KDF_INFO), 64 bytes.
+
+    Returns ``(new root key, new chain key)``: the first and last 32 bytes.
+    """
+    output = hkdf_sha256(dh_output, salt=root_key, info=ROOT_KDF_INFO, length=2 * KEY_SIZE)
+    return output[:KEY_SIZE], output[KEY_SIZE:]
+
+
+def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
+    """KDF_CK: ``(next CK, MK) = (HMAC-SHA256(CK, 0x02), HMAC-SHA256(CK, 0x01))``."""
+    return _hmac_sha256(chain_key, _CHAIN_NEXT_KEY), _hmac_sha256(chain_key, _CHAIN_MESSAGE_KEY)
+
+
+def message_key_material(message_key: bytes) -> tuple[bytes, bytes]:
+    """Expand a message key: HKDF-SHA256(salt = 32 zero bytes, IKM = MK, info = AEAD_KEY_INFO).
+
+    Returns ``(AES-256 key, GCM nonce)``: the first 32 and the next 12 of 44 bytes.
+    """
+    output = hkdf_sha256(
+        message_key, salt=_ZERO_SALT, info=AEAD_KEY_INFO, length=KEY_SIZE + NONCE_SIZE
+    )
+    return output[:KEY_SIZE], output[KEY_SIZE:]
+
+
+def aead_encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+    """AES-256-GCM encryption under the key and nonce expanded from ``message_key``."""
+    key, nonce = message_key_material(message_key)
+    return AESGCM(key).encrypt(nonce, plaintext, associated_data)
+
+
+def aead_decrypt(message_key: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+    """AES-256-GCM decryption; raises :class:`~omega.errors.DecryptionError` on any mismatch."""
+    key, nonce = message_key_material(message_key)
+    with map_exceptions({InvalidTag: DecryptionError}, "ratchet message failed authentication"):
+        return AESGCM(key).decrypt(nonce, ciphertext, associated_data)
