@@ -29,6 +29,11 @@ TARGETS = (
     proto.RatchetMessage,
     proto.RatchetSessionState,
     proto.PrekeyStoreState,
+    proto.SenderKeyDistribution,
+    proto.SenderKeyHeader,
+    proto.SenderKeyMessage,
+    proto.OutboundSenderKeyState,
+    proto.InboundSenderKeysState,
 )
 
 

@@ -5,9 +5,11 @@ Run: ``python fuzz/fuzz_ratchet.py -max_total_time=60`` (needs atheris,
 is its input: a prekey bundle to verify, a prekey message for a fixed
 responder, a ratchet message for a fixed established session (raw, or
 XOR-ed onto a valid message so the fuzzer reaches the cryptographic checks),
-or serialized session and prekey store states. Crashes: anything but an
+a repeated prekey message routed to the responder's existing session, or
+serialized session and prekey store states. Crashes: anything but an
 OmegaError escaping, a failed decrypt or accept that changed state, an
-accepted state that does not re-serialize to exactly its input bytes.
+accepted state that does not re-serialize to exactly its input bytes (a
+version 1 state is upgraded: only its version field may change).
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from omega.crypto import (
 )
 from omega.crypto.double_ratchet import RatchetSession
 from omega.crypto.prekeys import PrekeyConfig, PrekeyStore
-from omega.crypto.x3dh import accept_session, initiate_session, verify_prekey_bundle
+from omega.crypto.x3dh import (
+    accept_session,
+    encrypt_message,
+    initiate_session,
+    verify_prekey_bundle,
+)
 from omega.errors import OmegaError
-from omega.protocol import encode_message
+from omega.protocol import PrekeyStoreState, RatchetSessionState, decode_message, encode_message
 
 NOW = 1_700_000_000_000
 
@@ -62,8 +69,11 @@ BUNDLE = encode_message(_store.build_bundle(BOB.certificate, one_time_prekey_id=
 _alice_session, PREKEY_MESSAGE = initiate_session(
     ALICE, BUNDLE, b"hello", user_id=BOB_IDENTITY.user_id, rng=_RNG
 )
+REPEATED_PREKEY_MESSAGE = encrypt_message(_alice_session, b"again", rng=_RNG).data
 STORE_STATE = _store.to_bytes()  # before the prekey message was accepted
 _bob_session = accept_session(BOB, _store, PREKEY_MESSAGE, now=NOW).session
+ACCEPTED_STORE_STATE = _store.to_bytes()
+FRESH_SESSION_STATE = _bob_session.to_bytes()  # can open REPEATED_PREKEY_MESSAGE
 _alice_session.decrypt(_bob_session.encrypt(b"reply", rng=_RNG))
 _in_flight = [_alice_session.encrypt(b"message %d" % i, rng=_RNG) for i in range(4)]
 _bob_session.decrypt(_in_flight[3])  # leaves skipped keys for messages 0..2
@@ -98,13 +108,32 @@ def _accept(data: bytes) -> None:
         raise
 
 
+def _route(data: bytes) -> None:
+    store = PrekeyStore.from_bytes(ACCEPTED_STORE_STATE)
+    session = RatchetSession.from_bytes(FRESH_SESSION_STATE)
+    try:
+        accept_session(BOB, store, data, now=NOW, existing_session=session)
+    except OmegaError:
+        if (store.to_bytes(), session.to_bytes()) != (ACCEPTED_STORE_STATE, FRESH_SESSION_STATE):
+            raise AssertionError("a failed accept changed the store or the session") from None
+        raise
+
+
+def _upgraded(cls: type[RatchetSessionState | PrekeyStoreState], data: bytes) -> bytes:
+    """``data`` as the current version would write it: version 1 becomes 2, nothing else."""
+    state = decode_message(cls, data, max_size=len(data))
+    if state.version == 1:
+        state.version = 2
+    return encode_message(state)
+
+
 def _load_session(data: bytes) -> None:
-    if RatchetSession.from_bytes(data).to_bytes() != data:
+    if RatchetSession.from_bytes(data).to_bytes() != _upgraded(RatchetSessionState, data):
         raise AssertionError("an accepted session state does not round-trip bit-exact")
 
 
 def _load_store(data: bytes) -> None:
-    if PrekeyStore.from_bytes(data).to_bytes() != data:
+    if PrekeyStore.from_bytes(data).to_bytes() != _upgraded(PrekeyStoreState, data):
         raise AssertionError("an accepted prekey store state does not round-trip bit-exact")
 
 
@@ -112,7 +141,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
     """Feed ``data[1:]`` to the decoder that ``data[0]`` selects."""
     if not data:
         return
-    selector, payload = data[0] % 10, data[1:]
+    selector, payload = data[0] % 11, data[1:]
     try:
         if selector == 0:
             verify_prekey_bundle(payload, user_id=BOB_IDENTITY.user_id)
@@ -125,13 +154,15 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
         elif selector == 4:
             _decrypt(payload)
         elif selector in (5, 6):
-            _decrypt(_xor_onto(RATCHET_MESSAGES[data[0] // 10 % 4], payload))
+            _decrypt(_xor_onto(RATCHET_MESSAGES[data[0] // 11 % 4], payload))
         elif selector == 7:
             _load_session(payload)
         elif selector == 8:
             _load_session(_xor_onto(SESSION_STATE, payload))
-        else:
+        elif selector == 9:
             _load_store(_xor_onto(STORE_STATE, payload) if data[0] & 0x80 else payload)
+        else:
+            _route(_xor_onto(REPEATED_PREKEY_MESSAGE, payload))
     except OmegaError:
         return
 

@@ -26,10 +26,11 @@ or pick the branch it cares about::
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
     │   └── RemoteProtocolError     ... by the remote peer
-    │       ├── DuplicateMessageError        a ratchet message's key is spent (replay)
-    │       ├── TooManySkippedMessagesError  a ratchet message skips too many keys
-    │       └── UnknownPrekeyError           a prekey message names a prekey we lack
-    │           └── PrekeyReusedError        ... a one-time prekey already consumed
+    │       ├── DuplicateMessageError        a message's key is spent (replay)
+    │       ├── TooManySkippedMessagesError  a message skips too many keys
+    │       ├── UnknownPrekeyError           a prekey message names a prekey we lack
+    │       │   └── PrekeyReusedError        ... a one-time prekey already consumed
+    │       └── UnknownSenderKeyError        a group message names a sender key we lack
     ├── TransportError              a network operation failed
     │   ├── DialError                   no connection could be made to an address
     │   ├── ConnectionClosedError       the stream ended cleanly, or was closed by us
@@ -89,6 +90,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UnknownPrekeyError",
+    "UnknownSenderKeyError",
     "WrongPassphraseError",
     "map_exceptions",
 ]
@@ -245,17 +247,18 @@ class RemoteProtocolError(ProtocolError):
 
 
 class DuplicateMessageError(RemoteProtocolError):
-    """A ratchet message whose key is already spent: a replay, or a key evicted long ago.
+    """A ratchet or group message whose key is already spent: a replay, or a key evicted long ago.
 
     The message was decrypted before (message keys are deleted once used),
-    or its skipped-message key was evicted under the per-session bound.
+    or its skipped-message key was evicted under the per-session or
+    per-chain bound, or it is an initial message accepted already.
     """
 
     code = "duplicate_message"
 
 
 class TooManySkippedMessagesError(RemoteProtocolError):
-    """A ratchet message would skip more message keys than the session allows."""
+    """A ratchet or group message would skip more message keys than the chain allows."""
 
     code = "too_many_skipped_messages"
 
@@ -270,6 +273,16 @@ class PrekeyReusedError(UnknownPrekeyError):
     """A prekey message names a one-time prekey that was already consumed."""
 
     code = "prekey_reused"
+
+
+class UnknownSenderKeyError(RemoteProtocolError):
+    """A group message names a sender key this device does not hold (yet, or any more).
+
+    Either its distribution has not arrived, or the key was rotated away or
+    forgotten; ``details["key_id"]`` names it.
+    """
+
+    code = "unknown_sender_key"
 
 
 class TransportError(OmegaError):

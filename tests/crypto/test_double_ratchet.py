@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,13 +16,15 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omega.crypto import DeviceKeyPair, IdentityKeyPair
+from omega.crypto import DeviceKeyPair, IdentityKeyPair, certify_device
 from omega.crypto._kdf import kdf_ck, kdf_rk, message_key_material, x3dh_secret
 from omega.crypto.double_ratchet import (
     MAX_PREVIOUS_RATCHET_KEYS,
     MAX_SESSION_STATE_SIZE,
     MAX_SKIP,
     MAX_SKIPPED_KEYS,
+    SESSION_STATE_VERSION,
+    PendingPrekey,
     RatchetSession,
     SessionConfig,
     associated_data,
@@ -829,3 +832,92 @@ def test_skipped_keys_are_serialized_as_documented_records() -> None:
         + (1).to_bytes(4, "big")
         + second_key
     )
+
+
+# --- pending prekey record and state versions -----------------------------------
+
+
+def _pending() -> PendingPrekey:
+    identity = IdentityKeyPair.from_seed(bytes([11]) * 32)
+    certificate = certify_device(identity, ALICE_DEVICE, name="alice", created_at=0)
+    return PendingPrekey(
+        signed_prekey_id=7, one_time_prekey_id=None, device_certificate=certificate
+    )
+
+
+def pending_pair() -> tuple[RatchetSession, RatchetSession]:
+    alice, bob = pair()
+    state = decode_message(RatchetSessionState, alice.to_bytes())
+    assert state.pending_prekey is None
+    alice = RatchetSession.for_initiator(
+        shared_secret=SHARED_SECRET,
+        remote_ratchet_key=_public(SPK_PRIVATE),
+        local_identity_key=ALICE_IDENTITY,
+        local_device_key=ALICE_DEVICE,
+        remote_identity_key=BOB_IDENTITY,
+        remote_device_key=BOB_DEVICE,
+        base_key=BASE_KEY,
+        rng=SeededRandom(b"alice"),
+        pending_prekey=_pending(),
+    )
+    return alice, bob
+
+
+def test_pending_prekey_is_kept_until_the_first_decrypt() -> None:
+    alice, bob = pending_pair()
+    assert alice.pending_prekey == _pending()
+    assert bob.pending_prekey is None
+    bob.decrypt(alice.encrypt(b"one"))
+    assert alice.pending_prekey is not None  # sending does not clear it
+    data = alice.to_bytes()
+    loaded = RatchetSession.from_bytes(data)
+    assert loaded.to_bytes() == data
+    assert loaded.pending_prekey == _pending()
+    reply = bob.encrypt(b"answer")
+    forged = bytearray(reply)
+    forged[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        alice.decrypt(bytes(forged))
+    assert alice.pending_prekey is not None  # a failed decrypt changes nothing
+    assert alice.decrypt(reply) == b"answer"
+    assert alice.pending_prekey is None
+    assert decode_message(RatchetSessionState, alice.to_bytes()).pending_prekey is None
+
+
+def test_version_1_states_are_read_and_upgraded() -> None:
+    alice, bob = established()
+    for session in (alice, bob):
+        state = decode_message(RatchetSessionState, session.to_bytes())
+        assert state.version == SESSION_STATE_VERSION == 2
+        state.version = 1
+        loaded = RatchetSession.from_bytes(encode_message(state))
+        assert loaded.to_bytes() == session.to_bytes()
+        assert loaded.pending_prekey is None
+
+
+def test_invalid_pending_records_are_refused() -> None:
+    alice, _ = pending_pair()
+    other_identity = IdentityKeyPair.from_seed(bytes([31]) * 32)
+    cases: list[tuple[str, Callable[[RatchetSessionState], object]]] = [
+        ("in version 1", lambda s: setattr(s, "version", 1)),
+        ("on a responder", lambda s: setattr(s, "initiator", False)),
+        ("without certificate", lambda s: setattr(s.pending_prekey, "device_certificate", None)),
+        (
+            "another device's certificate",
+            lambda s: setattr(
+                s.pending_prekey,
+                "device_certificate",
+                certify_device(other_identity, BOB_DEVICE, name="x", created_at=0),
+            ),
+        ),
+        (
+            "a malformed certificate",
+            lambda s: setattr(s.pending_prekey.device_certificate, "certificate", b"\xff"),
+        ),
+    ]
+    for name, change in cases:
+        state = decode_message(RatchetSessionState, alice.to_bytes())
+        change(state)
+        with pytest.raises(MessageDecodeError):
+            RatchetSession.from_bytes(encode_message(state))
+        assert name

@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 
 from omega.crypto import DeviceKeyPair, IdentityKeyPair, certify_device, verify_device_certificate
 from omega.crypto.prekeys import (
+    MAX_ACCEPTED_BASE_KEYS,
     MAX_ONE_TIME_PREKEYS,
+    MAX_PREKEY_STORE_STATE_SIZE,
     ONE_TIME_PREKEY_LOW_WATER,
     ONE_TIME_PREKEY_TARGET,
+    PREKEY_STORE_STATE_VERSION,
     SIGNED_PREKEY_CONTEXT,
     SIGNED_PREKEY_GRACE_PERIOD_MS,
     SIGNED_PREKEY_ROTATION_INTERVAL_MS,
@@ -24,6 +27,7 @@ from omega.crypto.prekeys import (
 )
 from omega.errors import (
     ConfigurationError,
+    InvalidKeyError,
     LocalProtocolError,
     MessageDecodeError,
     OmegaError,
@@ -244,6 +248,8 @@ def test_operations_refuse_another_device(store: PrekeyStore) -> None:
         {"one_time_prekey_low_water": -1},
         {"rotation_interval_ms": True},
         {"grace_period_ms": 1.5},
+        {"max_accepted_base_keys": 0},
+        {"max_accepted_base_keys": 20_001},
     ],
 )
 def test_config_is_validated(kwargs: dict[str, object]) -> None:
@@ -305,7 +311,8 @@ def _mutations(store: PrekeyStore) -> list[tuple[str, bytes]]:
         change(state)  # type: ignore[operator]
         cases.append((name, encode_message(state)))
 
-    mutate("version", lambda s: setattr(s, "version", 2))
+    mutate("version", lambda s: setattr(s, "version", 3))
+    mutate("version 0", lambda s: setattr(s, "version", 0))
     mutate("device key", lambda s: setattr(s, "device_key", bytes(32)))
     mutate("no signed prekey", lambda s: setattr(s, "signed_prekey", None))
     mutate("short private", lambda s: setattr(s.signed_prekey, "private_key", b"x"))
@@ -322,7 +329,26 @@ def _mutations(store: PrekeyStore) -> list[tuple[str, bytes]]:
         "too many otks",
         lambda s: (s.one_time_prekeys.extend([s.one_time_prekeys[0]] * MAX_ONE_TIME_PREKEYS),),
     )
-    cases.append(("unknown field", store.to_bytes() + b"\x40\x01"))
+    good_key = store.one_time_prekeys[0].public_key
+    record = (1).to_bytes(4, "big") + good_key
+    mutate(
+        "v1 with base keys",
+        lambda s: (setattr(s, "version", 1), setattr(s, "accepted_base_keys", record)),
+    )
+    mutate("base key record size", lambda s: setattr(s, "accepted_base_keys", record[:-1]))
+    mutate(
+        "base key unknown spk", lambda s: setattr(s, "accepted_base_keys", b"\0\0\0\x07" + good_key)
+    )
+    mutate("base key repeated", lambda s: setattr(s, "accepted_base_keys", record + record))
+    mutate(
+        "base key not canonical",
+        lambda s: setattr(s, "accepted_base_keys", (1).to_bytes(4, "big") + b"\xff" * 32),
+    )
+    mutate(
+        "too many base keys",
+        lambda s: setattr(s, "accepted_base_keys", record * 20_001),
+    )
+    cases.append(("unknown field", store.to_bytes() + b"\x48\x01"))
     cases.append(("truncated", store.to_bytes()[:-1]))
     cases.append(("repeated field", store.to_bytes() + b"\x08\x01"))
     return cases
@@ -358,3 +384,94 @@ def test_id_exhaustion_is_refused(store: PrekeyStore, device: DeviceKeyPair) -> 
     with pytest.raises(LocalProtocolError):
         exhausted.replenish(rng=SeededRandom(b"e"))
     assert len(exhausted.one_time_prekeys) == 99
+
+
+# --- accepted base keys (replay protection without a one-time prekey) ---------
+
+
+def _base_key(index: int) -> bytes:
+    private = hashlib.sha256(b"base %d" % index).digest()
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def test_base_keys_are_recorded_and_bounded(device: DeviceKeyPair) -> None:
+    config = PrekeyConfig(
+        max_accepted_base_keys=3, one_time_prekey_target=1, one_time_prekey_low_water=0
+    )
+    store = PrekeyStore.generate(device, now=NOW, config=config, rng=SeededRandom(b"b"))
+    assert MAX_ACCEPTED_BASE_KEYS == PrekeyConfig().max_accepted_base_keys == 2000
+    for index in range(4):
+        store.remember_base_key(_base_key(index), signed_prekey_id=1)
+    assert store.accepted_base_key_count == 3
+    assert not store.is_known_base_key(_base_key(0))  # the oldest went first
+    assert all(store.is_known_base_key(_base_key(index)) for index in (1, 2, 3))
+    store.remember_base_key(_base_key(1), signed_prekey_id=1)  # refreshed: now the newest
+    store.remember_base_key(_base_key(4), signed_prekey_id=1)
+    assert not store.is_known_base_key(_base_key(2))
+    assert store.is_known_base_key(_base_key(1))
+    with pytest.raises(ConfigurationError):
+        store.remember_base_key(_base_key(5), signed_prekey_id=2)
+    with pytest.raises(InvalidKeyError):
+        store.remember_base_key(b"\xff" * 32, signed_prekey_id=1)
+
+
+def test_base_keys_go_with_their_signed_prekey(device: DeviceKeyPair) -> None:
+    config = PrekeyConfig(
+        max_retired_signed_prekeys=1, one_time_prekey_target=1, one_time_prekey_low_water=0
+    )
+    store = PrekeyStore.generate(device, now=NOW, config=config, rng=SeededRandom(b"g"))
+    store.remember_base_key(_base_key(1), signed_prekey_id=1)
+    store.rotate_signed_prekey(device, now=NOW + DAY, rng=SeededRandom(b"r1"))
+    store.remember_base_key(_base_key(2), signed_prekey_id=2)
+    assert store.accepted_base_key_count == 2  # prekey 1 is retired, still in its grace period
+    store.rotate_signed_prekey(device, now=NOW + 2 * DAY, rng=SeededRandom(b"r2"))
+    assert store.retired_signed_prekey_ids == (2,)  # prekey 1 dropped by the bound ...
+    assert not store.is_known_base_key(_base_key(1))  # ... and its base keys with it
+    assert store.is_known_base_key(_base_key(2))
+    assert store.prune(NOW + 2 * DAY + SIGNED_PREKEY_GRACE_PERIOD_MS) == (2,)
+    assert store.accepted_base_key_count == 0
+
+
+def test_base_keys_are_serialized_as_documented_records(store: PrekeyStore) -> None:
+    store.remember_base_key(_base_key(1), signed_prekey_id=1)
+    store.remember_base_key(_base_key(2), signed_prekey_id=1)
+    data = store.to_bytes()
+    state = decode_message(PrekeyStoreState, data)
+    assert state.version == PREKEY_STORE_STATE_VERSION == 2
+    one = (1).to_bytes(4, "big")
+    assert state.accepted_base_keys == one + _base_key(1) + one + _base_key(2)
+    loaded = PrekeyStore.from_bytes(data)
+    assert loaded.to_bytes() == data
+    assert loaded.is_known_base_key(_base_key(2))
+    smaller = PrekeyStore.from_bytes(data, config=PrekeyConfig(max_accepted_base_keys=1))
+    assert smaller.accepted_base_key_count == 1
+    assert smaller.is_known_base_key(_base_key(2))
+
+
+def test_version_1_states_are_read_and_upgraded(store: PrekeyStore) -> None:
+    state = _state(store)
+    state.version = 1
+    old = encode_message(state)
+    loaded = PrekeyStore.from_bytes(old)
+    assert loaded.accepted_base_key_count == 0
+    assert decode_message(PrekeyStoreState, loaded.to_bytes()).version == 2
+    assert loaded.to_bytes() == store.to_bytes()
+
+
+def test_largest_state_fits_the_bound(device: DeviceKeyPair) -> None:
+    config = PrekeyConfig(
+        max_retired_signed_prekeys=64,
+        one_time_prekey_target=MAX_ONE_TIME_PREKEYS,
+        max_accepted_base_keys=20_000,
+    )
+    store = PrekeyStore.generate(device, now=NOW, config=config, rng=SeededRandom(b"big"))
+    for step in range(1, 65):
+        store.rotate_signed_prekey(device, now=NOW + step, rng=SeededRandom(b"%d" % step))
+    state = _state(store)
+    state.accepted_base_keys = b"".join(
+        (65).to_bytes(4, "big") + _base_key(index) for index in range(20_000)
+    )
+    state.next_one_time_prekey_id = state.next_signed_prekey_id = 2**32 - 1
+    data = encode_message(state)
+    assert len(data) <= MAX_PREKEY_STORE_STATE_SIZE
+    assert PrekeyStore.from_bytes(data, config=config).to_bytes() == data

@@ -25,8 +25,11 @@ from omega.crypto.double_ratchet import RatchetSession
 from omega.crypto.prekeys import PrekeyConfig, PrekeyStore, signed_prekey_signature_message
 from omega.crypto.x3dh import (
     AcceptedSession,
+    EncryptedMessage,
+    MessageKind,
     VerifiedPrekeyBundle,
     accept_session,
+    encrypt_message,
     initiate_session,
     verify_prekey_bundle,
 )
@@ -47,6 +50,7 @@ from omega.protocol import (
     OneTimePrekey,
     PrekeyBundle,
     PrekeyMessage,
+    PrekeyStoreState,
     SignedDeviceCertificate,
     SignedPrekey,
     decode_message,
@@ -450,9 +454,242 @@ def test_replayed_prekey_message_without_one_time_prekey(
     bob: tuple[IdentityKeyPair, LocalDevice],
     bob_store: PrekeyStore,
 ) -> None:
+    """The store records the base key: a replay is refused without the caller's help."""
     message, accepted, _ = handshake(alice, bob, bob_store, one_time_prekey_id=None)
+    assert bob_store.is_known_base_key(accepted.base_key)
+    assert bob_store.accepted_base_key_count == 1
+    before = bob_store.to_bytes()
     with pytest.raises(DuplicateMessageError):
-        accept_session(bob[1], bob_store, message, now=NOW, known_base_keys={accepted.base_key})
+        accept_session(bob[1], bob_store, message, now=NOW)
+    assert bob_store.to_bytes() == before
+    # The caller's own list still works, e.g. for sessions accepted before the upgrade.
+    fresh = PrekeyStore.from_bytes(_as_version_1(before))
+    with pytest.raises(DuplicateMessageError):
+        accept_session(bob[1], fresh, message, now=NOW, known_base_keys={accepted.base_key})
+    assert accept_session(bob[1], fresh, message, now=NOW).plaintext == b"hello Bob"
+
+
+def _as_version_1(store_state: bytes) -> bytes:
+    state = decode_message(PrekeyStoreState, store_state)
+    state.version, state.accepted_base_keys = 1, b""
+    return encode_message(state)
+
+
+def test_base_keys_of_sessions_with_a_one_time_prekey_are_not_recorded(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    """Consuming the one-time prekey already refuses the replay."""
+    message, accepted, _ = handshake(alice, bob, bob_store, one_time_prekey_id=3)
+    assert not bob_store.is_known_base_key(accepted.base_key)
+    with pytest.raises(PrekeyReusedError):
+        accept_session(bob[1], bob_store, message, now=NOW)
+
+
+def test_replay_protection_ends_with_the_signed_prekey(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    message, accepted, _ = handshake(alice, bob, bob_store, one_time_prekey_id=None)
+    bob_store.rotate_signed_prekey(bob[1].key_pair, now=NOW + 7 * DAY, rng=SeededRandom(b"r"))
+    assert bob_store.is_known_base_key(accepted.base_key)
+    bob_store.prune(NOW + 37 * DAY)
+    assert not bob_store.is_known_base_key(accepted.base_key)
+    with pytest.raises(UnknownPrekeyError):  # the signed prekey is gone: nothing to replay
+        accept_session(bob[1], bob_store, message, now=NOW + 37 * DAY)
+
+
+# --- pending initiator: prekey messages until the responder answers ----------
+
+
+def test_initiator_repeats_prekey_messages_until_answered(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    rng = SeededRandom(b"alice")
+    bundle = bob_store.build_bundle(bob[1].certificate, one_time_prekey_id=4)
+    session, first = initiate_session(alice[1], bundle, b"m0", user_id=bob[0].user_id, rng=rng)
+    pending = session.pending_prekey
+    assert pending is not None
+    assert (pending.signed_prekey_id, pending.one_time_prekey_id) == (1, 4)
+    later = [encrypt_message(session, b"m%d" % i, rng=rng) for i in (1, 2, 3, 4)]
+    assert {message.kind for message in later} == {MessageKind.PREKEY}
+    wrapped = [decode_message(PrekeyMessage, data) for data in [first] + [m.data for m in later]]
+    for message in wrapped:
+        assert message.base_key == session.base_key
+        assert (message.signed_prekey_id, message.one_time_prekey_id) == (1, 4)
+        assert message.device_certificate == alice[1].certificate.to_signed()
+    assert len({message.message for message in wrapped}) == 5
+
+    # Bob gets message 2 first: X3DH runs and consumes the one-time prekey ...
+    accepted = accept_session(bob[1], bob_store, later[1].data, now=NOW)
+    assert (accepted.plaintext, accepted.new_session) == (b"m2", True)
+    bob_session = accepted.session
+    store_state = bob_store.to_bytes()
+    # ... then the others are routed to his session, the store untouched.
+    for data, text in [(first, b"m0"), (later[2].data, b"m3"), (later[0].data, b"m1")]:
+        routed = accept_session(bob[1], bob_store, data, now=NOW, existing_session=bob_session)
+        assert routed.session is bob_session
+        assert (routed.plaintext, routed.new_session) == (text, False)
+        assert routed.remote_user_id == alice[0].user_id
+    assert bob_store.to_bytes() == store_state
+    # A repeated one is a replay of its inner ratchet message.
+    before = bob_session.to_bytes()
+    with pytest.raises(DuplicateMessageError):
+        accept_session(bob[1], bob_store, first, now=NOW, existing_session=bob_session)
+    assert bob_session.to_bytes() == before
+
+    # Once Alice has decrypted Bob's answer, she sends bare ratchet messages.
+    assert session.decrypt(bob_session.encrypt(b"answer", rng=SeededRandom(b"bob"))) == b"answer"
+    assert session.pending_prekey is None
+    bare = encrypt_message(session, b"m5", rng=rng)
+    assert bare.kind is MessageKind.RATCHET
+    assert bob_session.decrypt(bare.data) == b"m5"
+    # A prekey message still in flight from before the answer is routed as well.
+    late = accept_session(bob[1], bob_store, later[3].data, now=NOW, existing_session=bob_session)
+    assert (late.plaintext, late.new_session) == (b"m4", False)
+
+
+def test_second_prekey_message_known_answer(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    """The repeated prekey message wraps the next ratchet message in the same fields."""
+    bundle = bob_store.build_bundle(bob[1].certificate)
+    rng = SeededRandom(b"kat2")
+    session, first = initiate_session(alice[1], bundle, b"first", user_id=bob[0].user_id, rng=rng)
+    ephemeral_private, ratchet_private = rng.drawn
+    spk_public = bob_store.signed_prekey.public_key
+    alice_device_x = _x25519_private_of_seed(alice[1].key_pair.seed)
+    bob_device_x = _x25519_private_of_seed(bob[1].key_pair.seed).public_key().public_bytes_raw()
+    dh = [
+        _dh(alice_device_x, spk_public),
+        _dh(ephemeral_private, bob_device_x),
+        _dh(ephemeral_private, spk_public),
+    ]
+    shared = _hkdf(b"\xff" * 32 + b"".join(dh), bytes(32), b"omega/x3dh/v1", 32)
+    chain_key = _hkdf(_dh(ratchet_private, spk_public), shared, b"omega/ratchet/root/v1", 64)[32:]
+    chain_key = hmac.new(chain_key, b"\x02", "sha256").digest()  # past message 0
+    message_key = hmac.new(chain_key, b"\x01", "sha256").digest()
+    key_and_nonce = _hkdf(message_key, bytes(32), b"omega/ratchet/message-key/v1", 44)
+    ratchet_public = X25519PrivateKey.from_private_bytes(ratchet_private).public_key()
+    header = b"\x08\x01" + _field(2, ratchet_public.public_bytes_raw()) + b"\x20\x01"
+    associated = alice[1].device_key + bob[1].device_key + alice[0].public_key + bob[0].public_key
+    ciphertext = AESGCM(key_and_nonce[:32]).encrypt(
+        key_and_nonce[32:], b"second", associated + header
+    )
+    ephemeral_public = X25519PrivateKey.from_private_bytes(ephemeral_private).public_key()
+    expected = (
+        b"\x08\x01"
+        + _field(2, encode_message(alice[1].certificate.to_signed()))
+        + _field(3, ephemeral_public.public_bytes_raw())
+        + b"\x20\x01"
+        + _field(6, _field(1, header) + _field(2, ciphertext))
+    )
+    second = encrypt_message(session, b"second", rng=rng)
+    assert second == EncryptedMessage(kind=MessageKind.PREKEY, data=expected)
+    first_fields, second_fields = (decode_message(PrekeyMessage, m) for m in (first, expected))
+    second_fields.message = first_fields.message
+    assert first_fields == second_fields  # only the inner ratchet message differs
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(1, 8),
+    order=st.randoms(use_true_random=False),
+    one_time=st.booleans(),
+    repeats=st.lists(st.integers(0, 7), max_size=4),
+)
+def test_pending_prekey_messages_open_in_any_order_exactly_once(
+    count: int, order: object, one_time: bool, repeats: list[int]
+) -> None:
+    alice = make_device(11, 12)
+    bob = make_device(21, 22)
+    store = PrekeyStore.generate(
+        bob[1].key_pair,
+        now=NOW,
+        config=PrekeyConfig(one_time_prekey_target=2, one_time_prekey_low_water=0),
+        rng=SeededRandom(b"p"),
+    )
+    rng = SeededRandom(b"a")
+    bundle = store.build_bundle(bob[1].certificate, one_time_prekey_id=1 if one_time else None)
+    session, first = initiate_session(alice[1], bundle, b"0", user_id=bob[0].user_id, rng=rng)
+    messages = [(first, b"0")] + [
+        (encrypt_message(session, b"%d" % i, rng=rng).data, b"%d" % i) for i in range(1, count)
+    ]
+    deliveries = messages + [messages[i % count] for i in repeats]
+    order.shuffle(deliveries)  # type: ignore[attr-defined]
+    bob_session: RatchetSession | None = None
+    opened: list[bytes] = []
+    for data, text in deliveries:
+        if text in opened:
+            with pytest.raises(DuplicateMessageError):
+                accept_session(bob[1], store, data, now=NOW, existing_session=bob_session)
+            continue
+        accepted = accept_session(bob[1], store, data, now=NOW, existing_session=bob_session)
+        assert accepted.plaintext == text
+        assert accepted.new_session is (bob_session is None)
+        bob_session = accepted.session
+        opened.append(text)
+    assert sorted(opened) == sorted(text for _, text in messages)
+
+
+def test_routing_needs_the_same_base_key_device_and_role(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    _, accepted, alice_session = handshake(alice, bob, bob_store, one_time_prekey_id=None)
+    repeat = encrypt_message(alice_session, b"again", rng=SeededRandom(b"r")).data
+    # An initiator session (a reflected message) is never a routing target.
+    with pytest.raises(DuplicateMessageError):
+        accept_session(bob[1], bob_store, repeat, now=NOW, existing_session=alice_session)
+    # Another device's certificate with the same base key is not routed either.
+    _, carol = make_device(41, 42)
+    with_carol = _tampered(
+        repeat, lambda m: setattr(m, "device_certificate", carol.certificate.to_signed())
+    )
+    before = accepted.session.to_bytes()
+    with pytest.raises(DuplicateMessageError):
+        accept_session(bob[1], bob_store, with_carol, now=NOW, existing_session=accepted.session)
+    assert accepted.session.to_bytes() == before
+    # A new base key from the same device is a new session (Alice restarted).
+    restart_session, restart = initiate_session(
+        alice[1],
+        bob_store.build_bundle(bob[1].certificate, one_time_prekey_id=9),
+        b"restarted",
+        user_id=bob[0].user_id,
+        rng=SeededRandom(b"restart"),
+    )
+    renewed = accept_session(bob[1], bob_store, restart, now=NOW, existing_session=accepted.session)
+    assert renewed.new_session
+    assert renewed.session is not accepted.session
+    assert renewed.base_key == restart_session.base_key
+    routed = accept_session(bob[1], bob_store, repeat, now=NOW, existing_session=accepted.session)
+    assert (routed.plaintext, routed.new_session) == (b"again", False)
+
+
+def test_failed_accept_records_no_base_key(
+    alice: tuple[IdentityKeyPair, LocalDevice],
+    bob: tuple[IdentityKeyPair, LocalDevice],
+    bob_store: PrekeyStore,
+) -> None:
+    _, message = initiate_session(
+        alice[1], bob_store.build_bundle(bob[1].certificate), b"x", user_id=bob[0].user_id
+    )
+    decoded = decode_message(PrekeyMessage, message)
+    inner = bytearray(decoded.message)
+    inner[-1] ^= 1
+    decoded.message = bytes(inner)
+    before = bob_store.to_bytes()
+    with pytest.raises(DecryptionError):
+        accept_session(bob[1], bob_store, encode_message(decoded), now=NOW)
+    assert bob_store.to_bytes() == before
+    assert bob_store.accepted_base_key_count == 0
 
 
 def test_failed_accept_changes_nothing(

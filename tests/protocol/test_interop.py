@@ -45,6 +45,11 @@ WIRE_MESSAGES = [
     proto.RatchetMessage,
     proto.RatchetSessionState,
     proto.PrekeyStoreState,
+    proto.SenderKeyDistribution,
+    proto.SenderKeyHeader,
+    proto.SenderKeyMessage,
+    proto.OutboundSenderKeyState,
+    proto.InboundSenderKeysState,
 ]
 
 

@@ -18,6 +18,7 @@ package only composes them.
 * :mod:`omega.crypto.prekeys`: signed and one-time prekeys of a device.
 * :mod:`omega.crypto.x3dh`: X3DH key agreement between two devices.
 * :mod:`omega.crypto.double_ratchet`: the Double Ratchet session.
+* :mod:`omega.crypto.sender_keys`: Sender Keys for group messages.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ from omega.crypto.devices import (
     verify_device_certificate,
     verify_device_list,
 )
-from omega.crypto.double_ratchet import MAX_SKIP, MAX_SKIPPED_KEYS, RatchetSession, SessionConfig
+from omega.crypto.double_ratchet import (
+    MAX_SKIP,
+    MAX_SKIPPED_KEYS,
+    PendingPrekey,
+    RatchetSession,
+    SessionConfig,
+)
 from omega.crypto.identity import (
     IdentityKeyPair,
     check_public_key,
@@ -63,10 +70,23 @@ from omega.crypto.identity import (
 from omega.crypto.prekeys import PrekeyConfig, PrekeyRefresh, PrekeyStore
 from omega.crypto.random import RandomSource, system_random
 from omega.crypto.safety_number import SafetyNumber
+from omega.crypto.sender_keys import (
+    MAX_SENDER_KEY_SKIP,
+    MAX_SENDER_KEY_SKIPPED_KEYS,
+    MAX_SENDER_KEYS_PER_SENDER,
+    InboundSenderKeys,
+    OutboundSenderKey,
+    SenderKeyConfig,
+    SenderKeyDistributionInfo,
+    read_sender_key_distribution,
+)
 from omega.crypto.x3dh import (
     AcceptedSession,
+    EncryptedMessage,
+    MessageKind,
     VerifiedPrekeyBundle,
     accept_session,
+    encrypt_message,
     initiate_session,
     verify_prekey_bundle,
 )
@@ -84,6 +104,9 @@ __all__ = [
     "MAX_MEMLIMIT",
     "MAX_OPSLIMIT",
     "MAX_REVOCATION_REASON_BYTES",
+    "MAX_SENDER_KEYS_PER_SENDER",
+    "MAX_SENDER_KEY_SKIP",
+    "MAX_SENDER_KEY_SKIPPED_KEYS",
     "MAX_SKIP",
     "MAX_SKIPPED_KEYS",
     "MAX_URI_LENGTH",
@@ -93,10 +116,15 @@ __all__ = [
     "ContactUri",
     "DeviceCertificateInfo",
     "DeviceKeyPair",
+    "EncryptedMessage",
     "Identity",
     "IdentityBackup",
     "IdentityKeyPair",
+    "InboundSenderKeys",
     "LocalDevice",
+    "MessageKind",
+    "OutboundSenderKey",
+    "PendingPrekey",
     "PrekeyConfig",
     "PrekeyRefresh",
     "PrekeyStore",
@@ -104,6 +132,8 @@ __all__ = [
     "RatchetSession",
     "RevokedDevice",
     "SafetyNumber",
+    "SenderKeyConfig",
+    "SenderKeyDistributionInfo",
     "SessionConfig",
     "VerifiedDeviceList",
     "VerifiedPrekeyBundle",
@@ -111,10 +141,12 @@ __all__ = [
     "certify_device",
     "check_public_key",
     "device_id",
+    "encrypt_message",
     "export_identity",
     "import_identity",
     "initiate_session",
     "public_key_from_user_id",
+    "read_sender_key_distribution",
     "sign_device_list",
     "system_random",
     "user_id_from_public_key",

@@ -28,10 +28,8 @@ of any kind leaves the session exactly as it was.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from omega.crypto._ed25519 import check_public_key
 from omega.crypto._kdf import (
     KEY_SIZE,
     TAG_SIZE,
@@ -42,7 +40,14 @@ from omega.crypto._kdf import (
     kdf_ck,
     kdf_rk,
     x25519,
-    x25519_public,
+)
+from omega.crypto._session_state import (
+    MAX_PREVIOUS_RATCHET_KEYS,
+    SESSION_STATE_VERSION,
+    PendingPrekey,
+    SessionState,
+    state_from_message,
+    state_to_message,
 )
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.random import RandomSource, system_random
@@ -73,6 +78,7 @@ __all__ = [
     "MAX_SKIP",
     "MAX_SKIPPED_KEYS",
     "SESSION_STATE_VERSION",
+    "PendingPrekey",
     "RatchetSession",
     "SessionConfig",
     "associated_data",
@@ -93,12 +99,6 @@ HEADER_VERSION = 1
 MAX_HEADER_SIZE = 64
 """Largest encoded ``RatchetHeader`` accepted, in bytes (a valid one is at most 48)."""
 
-MAX_PREVIOUS_RATCHET_KEYS = 16
-"""Former remote ratchet keys remembered to recognise replays from older chains."""
-
-SESSION_STATE_VERSION = 1
-"""Version of the ``RatchetSessionState`` serialization."""
-
 MAX_SESSION_STATE_SIZE = 4 * 1024 * 1024
 """Largest serialized session :meth:`RatchetSession.from_bytes` reads (fits a key store value)."""
 
@@ -107,8 +107,6 @@ _MAX_PLAINTEXT_LIMIT = 1024 * 1024  # a frame's size
 _UINT32_MAX = (1 << 32) - 1
 # RatchetMessage framing: two tags and two length varints, generously.
 _MESSAGE_FRAMING = 16
-# A serialized skipped key: ratchet key (32) || message number (4, BE) || message key (32).
-_SKIPPED_RECORD_SIZE = 68
 
 
 def _check_limit(name: str, value: object, low: int, high: int) -> None:
@@ -168,7 +166,7 @@ class RatchetSession:
 
     __slots__ = ("_associated_data", "_config", "_state")
 
-    def __init__(self, state: _SessionState, config: SessionConfig) -> None:
+    def __init__(self, state: SessionState, config: SessionConfig) -> None:
         self._state = state
         self._config = config
         if state.initiator:
@@ -192,17 +190,19 @@ class RatchetSession:
         base_key: bytes,
         config: SessionConfig | None = None,
         rng: RandomSource = system_random,
+        pending_prekey: PendingPrekey | None = None,
     ) -> RatchetSession:
         """RatchetInitAlice (spec section 3.3): the side that sends first.
 
         ``remote_ratchet_key`` is the responder's signed prekey; one key pair
-        is drawn from ``rng``. Raises :class:`~omega.errors.InvalidKeyError`
-        for an unusable remote key.
+        is drawn from ``rng``. ``pending_prekey`` is what X3DH repeats in
+        every message until the responder answers (see :attr:`pending_prekey`).
+        Raises :class:`~omega.errors.InvalidKeyError` for an unusable remote key.
         """
         _check_secret(shared_secret)
         private, public = generate_x25519(rng)
         root_key, chain_key = kdf_rk(shared_secret, x25519(private, remote_ratchet_key))
-        state = _SessionState(
+        state = SessionState(
             initiator=True,
             local_identity_key=local_identity_key,
             local_device_key=local_device_key,
@@ -214,6 +214,7 @@ class RatchetSession:
             sending_public=public,
             sending_chain_key=chain_key,
             receiving_ratchet_key=remote_ratchet_key,
+            pending=pending_prekey,
         )
         return cls(state, config or SessionConfig())
 
@@ -235,7 +236,7 @@ class RatchetSession:
         The session can decrypt at once; it encrypts after its first decrypt.
         """
         _check_secret(shared_secret)
-        state = _SessionState(
+        state = SessionState(
             initiator=False,
             local_identity_key=local_identity_key,
             local_device_key=local_device_key,
@@ -276,6 +277,16 @@ class RatchetSession:
     def base_key(self) -> bytes:
         """The initiator's X3DH ephemeral key that created this session."""
         return self._state.base_key
+
+    @property
+    def pending_prekey(self) -> PendingPrekey | None:
+        """Set on an initiator until it has decrypted a message from the responder.
+
+        While it is set, :func:`omega.crypto.x3dh.encrypt_message` wraps every
+        outgoing message in a ``PrekeyMessage`` with these values, so the
+        responder can open any of them first. ``None`` on responders.
+        """
+        return self._state.pending
 
     @property
     def associated_data(self) -> bytes:
@@ -359,12 +370,13 @@ class RatchetSession:
             raise MessageDecodeError("ratchet message plaintext would exceed the size limit")
         work = self._state.copy()
         plaintext = self._decrypt(work, header, self._associated_data + message.header, message)
+        work.pending = None  # the responder has answered: no more prekey messages
         self._state = work
         return plaintext
 
     def _decrypt(
         self,
-        state: _SessionState,
+        state: SessionState,
         header: RatchetHeader,
         associated: bytes,
         message: RatchetMessage,
@@ -389,7 +401,7 @@ class RatchetSession:
             del state.skipped[next(iter(state.skipped))]
         return plaintext
 
-    def _skip(self, state: _SessionState, until: int) -> None:
+    def _skip(self, state: SessionState, until: int) -> None:
         """SkipMessageKeys (spec section 3.5), bounded by ``max_skip``."""
         if until > state.receiving_number + self._config.max_skip:
             raise TooManySkippedMessagesError(
@@ -408,7 +420,7 @@ class RatchetSession:
 
     def to_bytes(self) -> bytes:
         """Serialize to a versioned ``RatchetSessionState`` (secret: store it encrypted)."""
-        return encode_message(_state_to_message(self._state))
+        return encode_message(state_to_message(self._state))
 
     @classmethod
     def from_bytes(cls, data: bytes, *, config: SessionConfig | None = None) -> RatchetSession:
@@ -417,15 +429,17 @@ class RatchetSession:
         Anything malformed, inconsistent or not in the exact encoding
         :meth:`to_bytes` writes raises :class:`~omega.errors.MessageDecodeError`.
         If the state holds more skipped keys than ``config`` allows, the
-        oldest are evicted (and the bytes then differ).
+        oldest are evicted (and the bytes then differ). A version 1 state
+        (written before pending prekey records existed) loads as a session
+        without one and is written back as version 2.
         """
         config = config or SessionConfig()
         message = decode_message(RatchetSessionState, data, max_size=MAX_SESSION_STATE_SIZE)
         try:
-            state = _state_from_message(message)
+            state = state_from_message(message)
         except CryptoError as exc:
             raise MessageDecodeError(f"invalid session state: {exc.message}") from exc
-        if encode_message(_state_to_message(state)) != bytes(data):
+        if encode_message(state_to_message(state, message.version)) != bytes(data):
             raise MessageDecodeError("session state is not in canonical encoding")
         while len(state.skipped) > config.max_skipped_keys:
             del state.skipped[next(iter(state.skipped))]
@@ -448,7 +462,7 @@ def _duplicate(header: RatchetHeader) -> DuplicateMessageError:
     )
 
 
-def _receive_ratchet_step(state: _SessionState, ratchet_key: bytes) -> None:
+def _receive_ratchet_step(state: SessionState, ratchet_key: bytes) -> None:
     """The receiving half of DHRatchet (spec section 3.5); sending is deferred (6.5)."""
     if state.sending_private is None:
         raise RemoteProtocolError("the peer changed its ratchet key twice without hearing from us")
@@ -462,133 +476,3 @@ def _receive_ratchet_step(state: _SessionState, ratchet_key: bytes) -> None:
         state.root_key, x25519(state.sending_private, ratchet_key)
     )
     state.sending_private = state.sending_public = state.sending_chain_key = None
-
-
-@dataclass(slots=True, kw_only=True)
-class _SessionState:
-    """The variables of spec section 3.2, with Omega's identities."""
-
-    initiator: bool
-    local_identity_key: bytes
-    local_device_key: bytes
-    remote_identity_key: bytes
-    remote_device_key: bytes
-    base_key: bytes
-    root_key: bytes
-    sending_private: bytes | None = None
-    sending_public: bytes | None = None
-    sending_chain_key: bytes | None = None
-    receiving_ratchet_key: bytes | None = None
-    receiving_chain_key: bytes | None = None
-    sending_number: int = 0
-    receiving_number: int = 0
-    previous_sending_length: int = 0
-    skipped: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
-    previous_receiving_keys: list[bytes] = field(default_factory=list)
-
-    def copy(self) -> _SessionState:
-        return dataclasses.replace(
-            self,
-            skipped=dict(self.skipped),
-            previous_receiving_keys=list(self.previous_receiving_keys),
-        )
-
-    def remember_receiving_key(self, ratchet_key: bytes) -> None:
-        self.previous_receiving_keys.append(ratchet_key)
-        del self.previous_receiving_keys[:-MAX_PREVIOUS_RATCHET_KEYS]
-
-
-def _state_to_message(state: _SessionState) -> RatchetSessionState:
-    return RatchetSessionState(
-        version=SESSION_STATE_VERSION,
-        initiator=state.initiator,
-        local_identity_key=state.local_identity_key,
-        local_device_key=state.local_device_key,
-        remote_identity_key=state.remote_identity_key,
-        remote_device_key=state.remote_device_key,
-        base_key=state.base_key,
-        root_key=state.root_key,
-        sending_ratchet_private_key=state.sending_private or b"",
-        sending_chain_key=state.sending_chain_key or b"",
-        receiving_ratchet_key=state.receiving_ratchet_key or b"",
-        receiving_chain_key=state.receiving_chain_key or b"",
-        sending_message_number=state.sending_number,
-        receiving_message_number=state.receiving_number,
-        previous_sending_chain_length=state.previous_sending_length,
-        skipped_message_keys=b"".join(
-            key + number.to_bytes(4, "big") + message_key
-            for (key, number), message_key in state.skipped.items()
-        ),
-        previous_receiving_ratchet_keys=list(state.previous_receiving_keys),
-    )
-
-
-def _secret(value: bytes, what: str) -> bytes:
-    if len(value) != KEY_SIZE:
-        raise MessageDecodeError(f"session state {what} must be {KEY_SIZE} bytes")
-    return value
-
-
-def _optional_secret(value: bytes, what: str) -> bytes | None:
-    return _secret(value, what) if value else None
-
-
-def _state_from_message(message: RatchetSessionState) -> _SessionState:
-    """Validate every field and invariant of a decoded session state."""
-    if message.version != SESSION_STATE_VERSION:
-        raise MessageDecodeError(
-            f"unsupported session state version {message.version}",
-            details={"version": message.version},
-        )
-    identities = (message.local_identity_key, message.remote_identity_key)
-    for public_key in (*identities, message.local_device_key, message.remote_device_key):
-        check_public_key(public_key)
-    sending_private = _optional_secret(message.sending_ratchet_private_key, "ratchet key")
-    sending_chain = _optional_secret(message.sending_chain_key, "sending chain key")
-    receiving_chain = _optional_secret(message.receiving_chain_key, "receiving chain key")
-    receiving_key = _optional_secret(message.receiving_ratchet_key, "remote ratchet key")
-    if receiving_key is not None:
-        check_x25519_public_key(receiving_key)
-    if (
-        (sending_chain is not None and sending_private is None)
-        or (receiving_chain is not None and receiving_key is None)
-        or (sending_private is None and receiving_key is None)
-        or max(
-            message.sending_message_number,
-            message.receiving_message_number,
-            message.previous_sending_chain_length,
-        )
-        > _UINT32_MAX + 1
-        or len(message.skipped_message_keys) > _LIMIT * _SKIPPED_RECORD_SIZE
-        or len(message.previous_receiving_ratchet_keys) > MAX_PREVIOUS_RATCHET_KEYS
-    ):
-        raise MessageDecodeError("session state is inconsistent")
-    records = message.skipped_message_keys
-    skipped: dict[tuple[bytes, int], bytes] = {}
-    for start in range(0, len(records), _SKIPPED_RECORD_SIZE):
-        record = records[start : start + _SKIPPED_RECORD_SIZE]
-        key = (check_x25519_public_key(record[:32]), int.from_bytes(record[32:36], "big"))
-        if key in skipped or len(record) != _SKIPPED_RECORD_SIZE:
-            raise MessageDecodeError("session state holds a malformed or repeated skipped key")
-        skipped[key] = record[36:]
-    for previous in message.previous_receiving_ratchet_keys:
-        check_x25519_public_key(previous)
-    return _SessionState(
-        initiator=message.initiator,
-        local_identity_key=message.local_identity_key,
-        local_device_key=message.local_device_key,
-        remote_identity_key=message.remote_identity_key,
-        remote_device_key=message.remote_device_key,
-        base_key=check_x25519_public_key(message.base_key, "base key"),
-        root_key=_secret(message.root_key, "root key"),
-        sending_private=sending_private,
-        sending_public=None if sending_private is None else x25519_public(sending_private),
-        sending_chain_key=sending_chain,
-        receiving_ratchet_key=receiving_key,
-        receiving_chain_key=receiving_chain,
-        sending_number=message.sending_message_number,
-        receiving_number=message.receiving_message_number,
-        previous_sending_length=message.previous_sending_chain_length,
-        skipped=skipped,
-        previous_receiving_keys=list(message.previous_receiving_ratchet_keys),
-    )

@@ -29,6 +29,14 @@ issued (:class:`~omega.errors.UnknownPrekeyError`). When fewer than
 ``one_time_prekey_low_water`` remain, :meth:`PrekeyStore.refresh` tops the
 pool back up to the target.
 
+Accepted base keys
+------------------
+A prekey message that used no one-time prekey could be replayed for as long
+as its signed prekey lives. The store therefore records the base key of
+every session accepted without one (:meth:`PrekeyStore.remember_base_key`),
+at most ``max_accepted_base_keys`` (the oldest is dropped first), and drops
+them with their signed prekey; X3DH refuses a recorded base key.
+
 A store is a mutable object without I/O: every method that needs the time
 takes ``now`` (Unix milliseconds) and every one that needs randomness takes
 ``rng``. Persist it with :meth:`PrekeyStore.to_bytes` after each change.
@@ -39,8 +47,17 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from omega.crypto._ed25519 import check_public_key, verify_signature
-from omega.crypto._kdf import KEY_SIZE, generate_x25519, x25519_public
+from omega.crypto._ed25519 import check_public_key
+from omega.crypto._kdf import KEY_SIZE, check_x25519_public_key, generate_x25519, x25519_public
+from omega.crypto._prekey_state import (
+    MAX_BASE_KEYS_LIMIT,
+    SIGNED_PREKEY_CONTEXT,
+    SignedPrekeyEntry,
+    base_keys_from_state,
+    entry_from_state,
+    entry_to_state,
+    signed_prekey_signature_message,
+)
 from omega.crypto.devices import DeviceCertificateInfo, DeviceKeyPair
 from omega.crypto.random import RandomSource, system_random
 from omega.errors import (
@@ -57,12 +74,12 @@ from omega.protocol import (
     PrekeyBundle,
     PrekeyStoreState,
     SignedPrekey,
-    SignedPrekeySecret,
     decode_message,
     encode_message,
 )
 
 __all__ = [
+    "MAX_ACCEPTED_BASE_KEYS",
     "MAX_ONE_TIME_PREKEYS",
     "MAX_PREKEY_STORE_STATE_SIZE",
     "ONE_TIME_PREKEY_LOW_WATER",
@@ -76,9 +93,6 @@ __all__ = [
     "PrekeyStore",
     "signed_prekey_signature_message",
 ]
-
-SIGNED_PREKEY_CONTEXT = b"omega/signed-prekey/v1"
-"""Domain-separation prefix of signed prekey signatures."""
 
 SIGNED_PREKEY_ROTATION_INTERVAL_MS = 7 * 24 * 3600 * 1000
 """Default age at which the signed prekey is replaced: 7 days."""
@@ -98,25 +112,18 @@ ONE_TIME_PREKEY_LOW_WATER = 25
 MAX_ONE_TIME_PREKEYS = 1000
 """Largest one-time prekey pool a store (or a configuration) may hold."""
 
-PREKEY_STORE_STATE_VERSION = 1
-"""Version of the ``PrekeyStoreState`` serialization."""
+MAX_ACCEPTED_BASE_KEYS = 2000
+"""Default bound on recorded base keys of sessions accepted without a one-time prekey."""
 
-MAX_PREKEY_STORE_STATE_SIZE = 128 * 1024
+PREKEY_STORE_STATE_VERSION = 2
+"""Version of the ``PrekeyStoreState`` serialization written (1 is still read)."""
+
+MAX_PREKEY_STORE_STATE_SIZE = 1024 * 1024
 """Largest serialized prekey store :meth:`PrekeyStore.from_bytes` reads, in bytes."""
 
 _UINT32_MAX = (1 << 32) - 1
 _INT64_MAX = (1 << 63) - 1
 _MAX_RETIRED_LIMIT = 64
-
-
-def signed_prekey_signature_message(public_key: bytes, prekey_id: int, created_at: int) -> bytes:
-    """The bytes the device key signs for a signed prekey (see the module docstring)."""
-    return (
-        SIGNED_PREKEY_CONTEXT
-        + public_key
-        + prekey_id.to_bytes(4, "big")
-        + created_at.to_bytes(8, "big")
-    )
 
 
 def _check_range(name: str, value: object, low: int, high: int) -> int:
@@ -139,6 +146,8 @@ class PrekeyConfig:
     """Size of a full one-time prekey pool, 1..MAX_ONE_TIME_PREKEYS."""
     one_time_prekey_low_water: int = ONE_TIME_PREKEY_LOW_WATER
     """Pool size under which the pool is replenished, 0..target."""
+    max_accepted_base_keys: int = MAX_ACCEPTED_BASE_KEYS
+    """Most base keys recorded against replays, 1..20000; the oldest goes first."""
 
     def __post_init__(self) -> None:
         _check_range("rotation_interval_ms", self.rotation_interval_ms, 1, _INT64_MAX)
@@ -153,6 +162,7 @@ class PrekeyConfig:
             0,
             self.one_time_prekey_target,
         )
+        _check_range("max_accepted_base_keys", self.max_accepted_base_keys, 1, MAX_BASE_KEYS_LIMIT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,24 +177,6 @@ class PrekeyRefresh:
     """Retired signed prekeys deleted because their grace period ended."""
 
 
-@dataclass(slots=True)
-class _SignedPrekeyEntry:
-    prekey_id: int
-    private_key: bytes
-    public_key: bytes
-    signature: bytes
-    created_at: int
-    retired_at: int = 0
-
-    def public(self) -> SignedPrekey:
-        return SignedPrekey(
-            prekey_id=self.prekey_id,
-            public_key=self.public_key,
-            signature=self.signature,
-            created_at=self.created_at,
-        )
-
-
 class PrekeyStore:
     """The prekeys of one device: current and retired signed prekeys, one-time pool.
 
@@ -192,6 +184,7 @@ class PrekeyStore:
     """
 
     __slots__ = (
+        "_base_keys",
         "_config",
         "_current",
         "_device_key",
@@ -205,12 +198,13 @@ class PrekeyStore:
         self,
         *,
         device_key: bytes,
-        current: _SignedPrekeyEntry,
-        retired: list[_SignedPrekeyEntry],
+        current: SignedPrekeyEntry,
+        retired: list[SignedPrekeyEntry],
         one_time_prekeys: dict[int, tuple[bytes, bytes]],
         next_signed_prekey_id: int,
         next_one_time_prekey_id: int,
         config: PrekeyConfig,
+        base_keys: dict[bytes, int] | None = None,
     ) -> None:
         self._device_key = device_key
         self._current = current
@@ -219,6 +213,7 @@ class PrekeyStore:
         self._next_spk = next_signed_prekey_id
         self._next_otk = next_one_time_prekey_id
         self._config = config
+        self._base_keys = base_keys or {}  # base key -> signed prekey id, oldest first
 
     @classmethod
     def generate(
@@ -301,13 +296,53 @@ class PrekeyStore:
         self._retired.append(self._current)
         del self._retired[: -self._config.max_retired_signed_prekeys]
         self._current = entry
+        self._drop_orphan_base_keys()
         return entry.public()
 
     def prune(self, now: int) -> tuple[int, ...]:
-        """Delete retired signed prekeys whose grace period is over; return their ids."""
+        """Delete retired signed prekeys whose grace period is over; return their ids.
+
+        The base keys recorded against them go too: their prekey messages
+        can no longer be opened anyway.
+        """
         expired = [entry for entry in self._retired if self._expired(entry, now)]
         self._retired = [entry for entry in self._retired if not self._expired(entry, now)]
+        self._drop_orphan_base_keys()
         return tuple(entry.prekey_id for entry in expired)
+
+    @property
+    def accepted_base_key_count(self) -> int:
+        """How many base keys are recorded against replays."""
+        return len(self._base_keys)
+
+    def is_known_base_key(self, base_key: bytes) -> bool:
+        """True if a session was accepted from ``base_key`` without a one-time prekey."""
+        return base_key in self._base_keys
+
+    def remember_base_key(self, base_key: bytes, *, signed_prekey_id: int) -> None:
+        """Record the base key of a session accepted with ``signed_prekey_id`` and no OPK.
+
+        :func:`~omega.crypto.x3dh.accept_session` calls it. The record lives
+        as long as that signed prekey does, and at most
+        ``max_accepted_base_keys`` records are kept (the oldest is dropped).
+        Raises :class:`~omega.errors.InvalidKeyError` for a malformed base key
+        and :class:`~omega.errors.ConfigurationError` for a signed prekey the
+        store does not hold.
+        """
+        check_x25519_public_key(base_key, "base key")
+        if signed_prekey_id not in self._signed_prekey_ids():
+            raise ConfigurationError(f"no signed prekey {signed_prekey_id} in the store")
+        self._base_keys.pop(base_key, None)
+        self._base_keys[base_key] = signed_prekey_id
+        while len(self._base_keys) > self._config.max_accepted_base_keys:
+            del self._base_keys[next(iter(self._base_keys))]
+
+    def _signed_prekey_ids(self) -> set[int]:
+        return {self._current.prekey_id, *(entry.prekey_id for entry in self._retired)}
+
+    def _drop_orphan_base_keys(self) -> None:
+        held = self._signed_prekey_ids()
+        self._base_keys = {key: spk for key, spk in self._base_keys.items() if spk in held}
 
     def replenish(self, *, rng: RandomSource = system_random) -> tuple[OneTimePrekey, ...]:
         """Top the one-time prekey pool up to its target; return the new prekeys.
@@ -402,7 +437,7 @@ class PrekeyStore:
         self.one_time_prekey_secret(prekey_id)
         del self._otks[prekey_id]
 
-    def _expired(self, entry: _SignedPrekeyEntry, now: int) -> bool:
+    def _expired(self, entry: SignedPrekeyEntry, now: int) -> bool:
         return now - entry.retired_at >= self._config.grace_period_ms
 
     def _check_device(self, device: DeviceKeyPair) -> None:
@@ -411,18 +446,24 @@ class PrekeyStore:
 
     def to_bytes(self) -> bytes:
         """Serialize to a versioned ``PrekeyStoreState`` (secret: store it encrypted)."""
+        return self._encode(PREKEY_STORE_STATE_VERSION)
+
+    def _encode(self, version: int) -> bytes:
         return encode_message(
             PrekeyStoreState(
-                version=PREKEY_STORE_STATE_VERSION,
+                version=version,
                 device_key=self._device_key,
-                signed_prekey=_entry_to_state(self._current),
-                retired_signed_prekeys=[_entry_to_state(entry) for entry in self._retired],
+                signed_prekey=entry_to_state(self._current),
+                retired_signed_prekeys=[entry_to_state(entry) for entry in self._retired],
                 one_time_prekeys=[
                     OneTimePrekeySecret(prekey_id=prekey_id, private_key=private)
                     for prekey_id, (private, _) in self._otks.items()
                 ],
                 next_signed_prekey_id=self._next_spk,
                 next_one_time_prekey_id=self._next_otk,
+                accepted_base_keys=b"".join(
+                    spk.to_bytes(4, "big") + key for key, spk in self._base_keys.items()
+                ),
             )
         )
 
@@ -432,69 +473,41 @@ class PrekeyStore:
 
         Everything is checked, signatures included; anything malformed,
         inconsistent or not in the exact encoding :meth:`to_bytes` writes
-        raises :class:`~omega.errors.MessageDecodeError`.
+        raises :class:`~omega.errors.MessageDecodeError`. A version 1 state
+        (before base keys were recorded) loads with none and is written back
+        as version 2; a state holding more base keys than ``config`` allows
+        drops the oldest (in both cases the bytes then differ).
         """
+        config = config or PrekeyConfig()
         state = decode_message(PrekeyStoreState, data, max_size=MAX_PREKEY_STORE_STATE_SIZE)
         try:
-            store = _store_from_state(state, config or PrekeyConfig())
+            store = _store_from_state(state, config)
         except CryptoError as exc:
             raise MessageDecodeError(f"invalid prekey store state: {exc.message}") from exc
-        if store.to_bytes() != bytes(data):
+        if store._encode(state.version) != bytes(data):
             raise MessageDecodeError("prekey store state is not in canonical encoding")
+        while len(store._base_keys) > config.max_accepted_base_keys:
+            del store._base_keys[next(iter(store._base_keys))]
         return store
 
 
 def _new_signed_prekey(
     device: DeviceKeyPair, prekey_id: int, now: int, rng: RandomSource
-) -> _SignedPrekeyEntry:
+) -> SignedPrekeyEntry:
     private, public = generate_x25519(rng)
     signature = device.sign(signed_prekey_signature_message(public, prekey_id, now))
-    return _SignedPrekeyEntry(prekey_id, private, public, signature, now)
-
-
-def _entry_to_state(entry: _SignedPrekeyEntry) -> SignedPrekeySecret:
-    return SignedPrekeySecret(
-        prekey_id=entry.prekey_id,
-        private_key=entry.private_key,
-        signature=entry.signature,
-        created_at=entry.created_at,
-        retired_at=entry.retired_at,
-    )
-
-
-def _entry_from_state(
-    state: SignedPrekeySecret | None, device_key: bytes, *, current: bool
-) -> _SignedPrekeyEntry:
-    if state is None:
-        raise MessageDecodeError("prekey store state has no signed prekey")
-    if len(state.private_key) != KEY_SIZE:
-        raise MessageDecodeError(f"signed prekey {state.prekey_id} has a malformed private key")
-    if state.created_at < 0 or state.retired_at < 0 or (current and state.retired_at):
-        raise MessageDecodeError(f"signed prekey {state.prekey_id} has invalid times")
-    public = x25519_public(state.private_key)
-    message = signed_prekey_signature_message(public, state.prekey_id, state.created_at)
-    verify_signature(device_key, message, state.signature)
-    return _SignedPrekeyEntry(
-        state.prekey_id,
-        state.private_key,
-        public,
-        state.signature,
-        state.created_at,
-        state.retired_at,
-    )
+    return SignedPrekeyEntry(prekey_id, private, public, signature, now)
 
 
 def _store_from_state(state: PrekeyStoreState, config: PrekeyConfig) -> PrekeyStore:
-    if state.version != PREKEY_STORE_STATE_VERSION:
+    if state.version not in (1, PREKEY_STORE_STATE_VERSION):
         raise MessageDecodeError(
             f"unsupported prekey store state version {state.version}",
             details={"version": state.version},
         )
     device_key = check_public_key(state.device_key)
-    current = _entry_from_state(state.signed_prekey, device_key, current=True)
-    retired = [
-        _entry_from_state(s, device_key, current=False) for s in state.retired_signed_prekeys
-    ]
+    current = entry_from_state(state.signed_prekey, device_key, current=True)
+    retired = [entry_from_state(s, device_key, current=False) for s in state.retired_signed_prekeys]
     spk_ids = [entry.prekey_id for entry in (*retired, current)]
     if (
         len(set(spk_ids)) != len(spk_ids)
@@ -521,4 +534,5 @@ def _store_from_state(state: PrekeyStoreState, config: PrekeyConfig) -> PrekeySt
         next_signed_prekey_id=state.next_signed_prekey_id,
         next_one_time_prekey_id=state.next_one_time_prekey_id,
         config=config,
+        base_keys=base_keys_from_state(state, spk_ids),
     )

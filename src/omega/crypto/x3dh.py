@@ -32,14 +32,23 @@ within its grace period) and the one-time prekey, computes the same SK,
 decrypts the first message, and only then deletes the one-time prekey.
 Any DH with a low-order point raises :class:`~omega.errors.InvalidKeyError`.
 
+Pending initiator (Signal's behaviour): until the initiator has decrypted a
+message from the responder, :func:`encrypt_message` wraps *every* message it
+sends in a ``PrekeyMessage`` with the same base key and prekey ids, so the
+responder can open whichever arrives first. :func:`accept_session` routes a
+prekey message whose base key is that of the responder's existing session
+(``existing_session``) to that session instead of running X3DH again.
+
 Replays (section 4.2): a replayed prekey message that used a one-time
-prekey is refused (:class:`~omega.errors.PrekeyReusedError`); for one
-without, pass the base keys of the sessions already accepted as
-``known_base_keys``.
+prekey is refused (:class:`~omega.errors.PrekeyReusedError`); one without is
+refused (:class:`~omega.errors.DuplicateMessageError`) because the prekey
+store records the base keys of the sessions it accepted without a one-time
+prekey, as long as their signed prekey lives.
 """
 
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Container
 from dataclasses import dataclass
@@ -59,7 +68,7 @@ from omega.crypto.devices import (
     DeviceCertificateInfo,
     verify_device_certificate,
 )
-from omega.crypto.double_ratchet import RatchetSession, SessionConfig
+from omega.crypto.double_ratchet import PendingPrekey, RatchetSession, SessionConfig
 from omega.crypto.identity import public_key_from_user_id, user_id_from_public_key
 from omega.crypto.prekeys import PrekeyStore, signed_prekey_signature_message
 from omega.crypto.random import RandomSource, system_random
@@ -81,8 +90,11 @@ __all__ = [
     "MAX_BUNDLE_SIZE",
     "PREKEY_MESSAGE_VERSION",
     "AcceptedSession",
+    "EncryptedMessage",
+    "MessageKind",
     "VerifiedPrekeyBundle",
     "accept_session",
+    "encrypt_message",
     "initiate_session",
     "verify_prekey_bundle",
 ]
@@ -166,6 +178,51 @@ def verify_prekey_bundle(bundle: PrekeyBundle | bytes, *, user_id: str) -> Verif
     )
 
 
+class MessageKind(enum.Enum):
+    """Which decoder an encrypted pairwise message needs; carry it beside the bytes."""
+
+    PREKEY = "prekey"
+    """An encoded ``PrekeyMessage``: open it with :func:`accept_session`."""
+    RATCHET = "ratchet"
+    """An encoded ``RatchetMessage``: open it with :meth:`RatchetSession.decrypt`."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncryptedMessage:
+    """What :func:`encrypt_message` returns: the bytes to send and their kind."""
+
+    kind: MessageKind
+    """``PREKEY`` while the session is a pending initiator, else ``RATCHET``."""
+    data: bytes
+    """The encoded message."""
+
+
+def encrypt_message(
+    session: RatchetSession, plaintext: bytes, *, rng: RandomSource = system_random
+) -> EncryptedMessage:
+    """Encrypt ``plaintext`` for the session's peer, as a prekey message while one is due.
+
+    While :attr:`RatchetSession.pending_prekey` is set (an initiator that has
+    not yet decrypted anything from the responder), the ratchet message is
+    wrapped in a ``PrekeyMessage`` repeating the session's base key, prekey
+    ids and the initiator's certificate; afterwards it is sent bare. Raises
+    what :meth:`RatchetSession.encrypt` raises.
+    """
+    ratchet_message = session.encrypt(plaintext, rng=rng)
+    pending = session.pending_prekey
+    if pending is None:
+        return EncryptedMessage(kind=MessageKind.RATCHET, data=ratchet_message)
+    wrapped = PrekeyMessage(
+        version=PREKEY_MESSAGE_VERSION,
+        device_certificate=pending.device_certificate,
+        base_key=session.base_key,
+        signed_prekey_id=pending.signed_prekey_id,
+        one_time_prekey_id=pending.one_time_prekey_id,
+        message=ratchet_message,
+    )
+    return EncryptedMessage(kind=MessageKind.PREKEY, data=encode_message(wrapped))
+
+
 def initiate_session(
     local_device: LocalDevice,
     bundle: PrekeyBundle | bytes | VerifiedPrekeyBundle,
@@ -178,7 +235,9 @@ def initiate_session(
     """Run X3DH as initiator with a device of ``user_id`` and encrypt a first message.
 
     Returns the new session and the encoded ``PrekeyMessage`` to send, which
-    carries ``plaintext`` (may be empty) as its first ratchet message. Draws
+    carries ``plaintext`` (may be empty) as its first ratchet message; send
+    later messages with :func:`encrypt_message`, which keeps wrapping them in
+    prekey messages until the responder has answered. Draws
     EK_A, then the first ratchet key pair, from ``rng``. Raises what
     :func:`verify_prekey_bundle` raises (an already verified bundle is
     checked to belong to ``user_id``), :class:`~omega.errors.InvalidKeyError`
@@ -211,27 +270,23 @@ def initiate_session(
         base_key=base_public,
         config=config,
         rng=rng,
+        pending_prekey=PendingPrekey(
+            signed_prekey_id=verified.signed_prekey_id,
+            one_time_prekey_id=verified.one_time_prekey_id,
+            device_certificate=local_device.certificate.to_signed(),
+        ),
     )
-    first = session.encrypt(plaintext, rng=rng)
-    message = PrekeyMessage(
-        version=PREKEY_MESSAGE_VERSION,
-        device_certificate=local_device.certificate.to_signed(),
-        base_key=base_public,
-        signed_prekey_id=verified.signed_prekey_id,
-        one_time_prekey_id=verified.one_time_prekey_id,
-        message=first,
-    )
-    return session, encode_message(message)
+    return session, encrypt_message(session, plaintext, rng=rng).data
 
 
 @dataclass(frozen=True, slots=True)
 class AcceptedSession:
-    """What :func:`accept_session` returns: the new session and the first message."""
+    """What :func:`accept_session` returns: the session and the message's plaintext."""
 
     session: RatchetSession
-    """The responder's new session; persist it with the prekey store, atomically."""
+    """The responder's session; persist it with the prekey store, atomically."""
     plaintext: bytes
-    """The first message's plaintext."""
+    """The message's plaintext."""
     remote_certificate: DeviceCertificateInfo
     """The verified certificate of the initiator's device."""
     base_key: bytes
@@ -240,6 +295,9 @@ class AcceptedSession:
     """The signed prekey the initiator used."""
     one_time_prekey_id: int | None
     """The one-time prekey the initiator used (now deleted), if any."""
+    new_session: bool = True
+    """True when X3DH ran and :attr:`session` is new; False when the message was
+    routed to the ``existing_session`` it belongs to (which it advanced)."""
 
     @property
     def remote_user_id(self) -> str:
@@ -260,44 +318,51 @@ def accept_session(
     *,
     now: int,
     expected_user_id: str | None = None,
+    existing_session: RatchetSession | None = None,
     known_base_keys: Container[bytes] = frozenset(),
     config: SessionConfig | None = None,
 ) -> AcceptedSession:
-    """Run X3DH as responder on an encoded ``PrekeyMessage`` and decrypt its first message.
+    """Open an encoded ``PrekeyMessage``: run X3DH as responder, or route it to its session.
 
     ``expected_user_id``, when given, is the only user the initiator may be;
     otherwise the identity the certificate names is accepted and the caller
-    must check :attr:`AcceptedSession.remote_user_id`. On success the
-    one-time prekey used is deleted from ``prekeys``; on any failure nothing
-    changes. Raises :class:`~omega.errors.MessageDecodeError` for malformed
+    must check :attr:`AcceptedSession.remote_user_id`.
+
+    ``existing_session`` is the caller's current session with the sending
+    device, if any. When it is a responder session from the same base key and
+    device (the initiator repeats its prekey message until it hears from us),
+    the inner message is decrypted with it and the result has
+    ``new_session=False``; the prekey store is not touched. Otherwise X3DH
+    runs: on success the one-time prekey used is deleted from ``prekeys``, or,
+    when none was used, the base key is recorded there so a replay is
+    refused; on any failure nothing changes.
+
+    Raises :class:`~omega.errors.MessageDecodeError` for malformed
     bytes, :class:`~omega.errors.CertificateError` or
     :class:`~omega.errors.InvalidSignatureError` for a bad certificate,
     :class:`~omega.errors.InvalidKeyError` for an unusable base key,
     :class:`~omega.errors.UnknownPrekeyError` (or its subclass
     :class:`~omega.errors.PrekeyReusedError`) for a prekey this device does
-    not hold, :class:`~omega.errors.DuplicateMessageError` for a base key in
-    ``known_base_keys``, and whatever :meth:`RatchetSession.decrypt` raises.
+    not hold, :class:`~omega.errors.DuplicateMessageError` for a base key the
+    store recorded or the caller lists in ``known_base_keys`` (a replayed
+    initial message), and whatever :meth:`RatchetSession.decrypt` raises.
     """
     config = config or SessionConfig()
     if not hmac.compare_digest(prekeys.device_key, local_device.device_key):
         raise ConfigurationError("the prekey store belongs to another device")
-    message = decode_message(
-        PrekeyMessage, data, max_size=config.max_message_size + _PREKEY_MESSAGE_OVERHEAD
-    )
-    if message.version != PREKEY_MESSAGE_VERSION:
-        raise MessageDecodeError(
-            f"unsupported prekey message version {message.version}",
-            details={"version": message.version},
-        )
-    if message.device_certificate is None:
-        raise MessageDecodeError("prekey message lacks the initiator's certificate")
-    if expected_user_id is not None:
-        identity_key = public_key_from_user_id(expected_user_id)
-    else:
-        identity_key = _claimed_identity_key(message.device_certificate)
-    certificate = verify_device_certificate(message.device_certificate, identity_key=identity_key)
+    message, certificate = _read_prekey_message(data, config, expected_user_id)
     base_key = check_x25519_public_key(message.base_key, "base key")
-    if base_key in known_base_keys:
+    if existing_session is not None and _same_session(existing_session, base_key, certificate):
+        return AcceptedSession(
+            session=existing_session,
+            plaintext=existing_session.decrypt(message.message),
+            remote_certificate=certificate,
+            base_key=base_key,
+            signed_prekey_id=message.signed_prekey_id,
+            one_time_prekey_id=message.one_time_prekey_id,
+            new_session=False,
+        )
+    if base_key in known_base_keys or prekeys.is_known_base_key(base_key):
         raise DuplicateMessageError("this prekey message was accepted already")
     spk_private, _ = prekeys.signed_prekey_secret(message.signed_prekey_id, now=now)
     local_private = ed25519_seed_to_x25519(local_device.key_pair.seed)
@@ -322,6 +387,8 @@ def accept_session(
     plaintext = session.decrypt(message.message)
     if message.one_time_prekey_id is not None:
         prekeys.consume_one_time_prekey(message.one_time_prekey_id)
+    else:
+        prekeys.remember_base_key(base_key, signed_prekey_id=message.signed_prekey_id)
     return AcceptedSession(
         session=session,
         plaintext=plaintext,
@@ -329,4 +396,38 @@ def accept_session(
         base_key=base_key,
         signed_prekey_id=message.signed_prekey_id,
         one_time_prekey_id=message.one_time_prekey_id,
+    )
+
+
+def _read_prekey_message(
+    data: bytes, config: SessionConfig, expected_user_id: str | None
+) -> tuple[PrekeyMessage, DeviceCertificateInfo]:
+    """Decode a prekey message and verify the initiator's certificate (steps 1 and 2)."""
+    message = decode_message(
+        PrekeyMessage, data, max_size=config.max_message_size + _PREKEY_MESSAGE_OVERHEAD
+    )
+    if message.version != PREKEY_MESSAGE_VERSION:
+        raise MessageDecodeError(
+            f"unsupported prekey message version {message.version}",
+            details={"version": message.version},
+        )
+    if message.device_certificate is None:
+        raise MessageDecodeError("prekey message lacks the initiator's certificate")
+    if expected_user_id is not None:
+        identity_key = public_key_from_user_id(expected_user_id)
+    else:
+        identity_key = _claimed_identity_key(message.device_certificate)
+    certificate = verify_device_certificate(message.device_certificate, identity_key=identity_key)
+    return message, certificate
+
+
+def _same_session(
+    session: RatchetSession, base_key: bytes, certificate: DeviceCertificateInfo
+) -> bool:
+    """True if ``session`` is the responder session this prekey message belongs to."""
+    return (
+        not session.is_initiator
+        and hmac.compare_digest(session.base_key, base_key)
+        and hmac.compare_digest(session.remote_device_key, certificate.device_key)
+        and hmac.compare_digest(session.remote_identity_key, certificate.identity_key)
     )

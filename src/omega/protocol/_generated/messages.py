@@ -23,6 +23,7 @@ __all__ = (
     "HandshakeMessage",
     "HandshakePayload",
     "IdentitySecret",
+    "InboundSenderKeysState",
     "LocationContent",
     "MediaContent",
     "Member",
@@ -32,6 +33,8 @@ __all__ = (
     "MessageType",
     "OneTimePrekey",
     "OneTimePrekeySecret",
+    "OutboundSenderKeyState",
+    "PendingPrekeyState",
     "PermissionLevel",
     "Ping",
     "Pong",
@@ -43,6 +46,10 @@ __all__ = (
     "RatchetSessionState",
     "ReactionContent",
     "SafetyNumberQr",
+    "SenderKeyChainState",
+    "SenderKeyDistribution",
+    "SenderKeyHeader",
+    "SenderKeyMessage",
     "SignedDeviceCertificate",
     "SignedDeviceList",
     "SignedPrekey",
@@ -664,6 +671,41 @@ default_message_pool.register_message("omega.protocol", "IdentitySecret", Identi
 
 
 @dataclass(eq=False, repr=False)
+class InboundSenderKeysState(betterproto2.Message):
+    """
+    The sender keys of one remote sending device in one group. Secret: it never
+    leaves the device.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    group_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    the group
+    """
+
+    sender_device_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key of the sending device
+    """
+
+    keys: "list[SenderKeyChainState]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    newest first
+    """
+
+
+default_message_pool.register_message(
+    "omega.protocol", "InboundSenderKeysState", InboundSenderKeysState
+)
+
+
+@dataclass(eq=False, repr=False)
 class LocationContent(betterproto2.Message):
     """
     A point on the map.
@@ -905,6 +947,84 @@ default_message_pool.register_message("omega.protocol", "OneTimePrekeySecret", O
 
 
 @dataclass(eq=False, repr=False)
+class OutboundSenderKeyState(betterproto2.Message):
+    """
+    This device's own sender key in one group. Secret: it never leaves the device.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    group_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    the group
+    """
+
+    device_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key of this (the sending) device
+    """
+
+    key_id: "int" = betterproto2.field(4, betterproto2.TYPE_UINT32)
+    """
+    id of the current sender key
+    """
+
+    iteration: "int" = betterproto2.field(5, betterproto2.TYPE_UINT32)
+    """
+    index of the next message
+    """
+
+    chain_key: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    chain key at that iteration, 32 bytes
+    """
+
+    signature_private_key: "bytes" = betterproto2.field(7, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 seed of the signature key, 32 bytes
+    """
+
+
+default_message_pool.register_message(
+    "omega.protocol", "OutboundSenderKeyState", OutboundSenderKeyState
+)
+
+
+@dataclass(eq=False, repr=False)
+class PendingPrekeyState(betterproto2.Message):
+    """
+    What an initiator repeats in every PrekeyMessage it sends until the
+    responder has answered (docs/crypto.md, "Pending initiator"), inside
+    RatchetSessionState. The base key is RatchetSessionState.base_key.
+    """
+
+    signed_prekey_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    the responder's signed prekey that was used
+    """
+
+    one_time_prekey_id: "int | None" = betterproto2.field(
+        2, betterproto2.TYPE_UINT32, optional=True
+    )
+    """
+    the responder's one-time prekey, if one was used
+    """
+
+    device_certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the initiator device's certificate
+    """
+
+
+default_message_pool.register_message("omega.protocol", "PendingPrekeyState", PendingPrekeyState)
+
+
+@dataclass(eq=False, repr=False)
 class Ping(betterproto2.Message):
     """
     Liveness probe; the peer answers with a Pong carrying the same nonce.
@@ -1041,6 +1161,13 @@ class PrekeyStoreState(betterproto2.Message):
     next_one_time_prekey_id: "int" = betterproto2.field(7, betterproto2.TYPE_UINT32)
     """
     id the next one-time prekey will get
+    """
+
+    accepted_base_keys: "bytes" = betterproto2.field(8, betterproto2.TYPE_BYTES)
+    """
+    Version 2: base keys of the sessions accepted without a one-time prekey,
+    oldest first, as 36-byte records: signed_prekey_id (4, big-endian) ||
+    base_key (32). Kept while their signed prekey is, to refuse replays.
     """
 
 
@@ -1198,6 +1325,14 @@ class RatchetSessionState(betterproto2.Message):
     older DHr values, oldest first
     """
 
+    pending_prekey: "PendingPrekeyState | None" = betterproto2.field(
+        18, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Version 2: set on the initiator until it has decrypted a message from the
+    responder; every message it sends meanwhile travels in a PrekeyMessage.
+    """
+
 
 default_message_pool.register_message("omega.protocol", "RatchetSessionState", RatchetSessionState)
 
@@ -1242,6 +1377,141 @@ class SafetyNumberQr(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "SafetyNumberQr", SafetyNumberQr)
+
+
+@dataclass(eq=False, repr=False)
+class SenderKeyChainState(betterproto2.Message):
+    """
+    One sender key received from a sending device, inside InboundSenderKeysState.
+    """
+
+    key_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    SenderKeyDistribution.key_id
+    """
+
+    iteration: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+    """
+    index of the next message the chain key derives a key for
+    """
+
+    chain_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    32 bytes
+    """
+
+    signature_key: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key of the sender key
+    """
+
+    skipped_message_keys: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+    """
+    Message keys kept for messages that have not arrived yet, oldest first, as
+    36-byte records: iteration (4, big-endian) || message_key (32).
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SenderKeyChainState", SenderKeyChainState)
+
+
+@dataclass(eq=False, repr=False)
+class SenderKeyDistribution(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------
+    Sender Keys for groups (docs/crypto.md, "Sender Keys").
+    ---------------------------------------------------------------------------
+
+    What a member device needs to decrypt the group messages one sending device
+    encrypts under one sender key. The sender sends it to every member device
+    inside their pairwise Double Ratchet sessions, never in the clear.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    group_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    the group the sender key encrypts for (Group.group_id)
+    """
+
+    key_id: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    random id of this sender key, chosen by the sender
+    """
+
+    iteration: "int" = betterproto2.field(4, betterproto2.TYPE_UINT32)
+    """
+    index of the first message chain_key derives a key for
+    """
+
+    chain_key: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+    """
+    the sender chain key at that iteration, 32 bytes
+    """
+
+    signature_key: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key that signs every message under this sender key
+    """
+
+
+default_message_pool.register_message(
+    "omega.protocol", "SenderKeyDistribution", SenderKeyDistribution
+)
+
+
+@dataclass(eq=False, repr=False)
+class SenderKeyHeader(betterproto2.Message):
+    """
+    The header of one group message. Always carried as bytes inside
+    SenderKeyMessage: the signature and the AEAD cover exactly those bytes.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    key_id: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+    """
+    the sender key (SenderKeyDistribution.key_id)
+    """
+
+    iteration: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+    """
+    index of this message in the sender chain
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SenderKeyHeader", SenderKeyHeader)
+
+
+@dataclass(eq=False, repr=False)
+class SenderKeyMessage(betterproto2.Message):
+    """
+    One group message under a sender key.
+    """
+
+    header: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    encoded SenderKeyHeader
+    """
+
+    ciphertext: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    AES-256-GCM ciphertext followed by its 16-byte tag
+    """
+
+    signature: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the sender key's signature key, 64 bytes (docs/crypto.md)
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SenderKeyMessage", SenderKeyMessage)
 
 
 @dataclass(eq=False, repr=False)

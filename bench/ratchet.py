@@ -1,0 +1,569 @@
+"""Benchmark Omega's Double Ratchet, X3DH and Sender Keys beside baselines measured in the same run.
+
+Contenders, all with 256-byte plaintexts, encrypt + decrypt per message:
+
+* ``omega``: :class:`omega.crypto.RatchetSession` (the pure-Python path: no
+  accelerated ratchet exists yet, see issue 4).
+* ``doubleratchet``: the PyPI package (``doubleratchet`` 1.3, async API),
+  configured like ours: X25519 ratchet, KDF_RK = HKDF-SHA256, KDF_CK = the
+  two HMAC-SHA256 (``0x02`` next chain key, ``0x01`` message key), message
+  keys expanded by HKDF into AES-256-GCM, 1000/2000 skip bounds; a second
+  row uses its recommended AEAD (AES-256-CBC + HMAC-SHA256), as Signal does.
+* ``floor``: bare primitives through pyca/cryptography: 2 HMAC-SHA256 +
+  HKDF-SHA256 (44 bytes) + AES-256-GCM seal and open per message; for
+  ping-pong add one X25519 key generation, two X25519 exchanges and two
+  HKDF-SHA256 (64 bytes): the DH ratchet step's least work.
+
+Workloads: a one-direction burst; ping-pong (the two sides alternate, so
+every message carries a DH ratchet step); session setups (X3DH initiate and
+accept, first message included; ``x3dh`` 1.3 + ``doubleratchet`` as the
+baseline); Ed25519 sign + verify of 256 bytes (PyNaCl, as Omega signs); and
+Sender Keys encrypt + decrypt per group message (signature included).
+Every figure is the median of several interleaved runs with the garbage
+collector paused.
+
+    python bench/ratchet.py            # full run, a few minutes
+    python bench/ratchet.py --quick    # under a minute
+
+Baselines: ``pip install doubleratchet==1.3.0 x3dh==1.3.0``. When they are
+missing the script says so and still prints Omega against the floor. The
+last line printed is one JSON object holding every figure and ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import hashlib
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import nacl.bindings
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as crypto_hmac
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+import omega
+from omega.crypto import (
+    DeviceKeyPair,
+    IdentityKeyPair,
+    InboundSenderKeys,
+    LocalDevice,
+    OutboundSenderKey,
+    PrekeyConfig,
+    PrekeyStore,
+    RatchetSession,
+    accept_session,
+    certify_device,
+    initiate_session,
+    verify_device_certificate,
+    verify_signature,
+)
+
+PLAINTEXT = bytes(range(256))
+NOW = 1_700_000_000_000
+Run = Callable[[int], float]  # runs n operations, returns the elapsed seconds
+
+
+class _Random:
+    """A deterministic RandomSource (SHAKE-256 of a counter)."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._seed = seed
+        self._counter = 0
+
+    def __call__(self, size: int) -> bytes:
+        self._counter += 1
+        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
+
+
+def _device(seed: int) -> tuple[IdentityKeyPair, LocalDevice]:
+    identity = IdentityKeyPair.from_seed(bytes([seed]) * 32)
+    key_pair = DeviceKeyPair.from_seed(bytes([seed + 1]) * 32)
+    signed = certify_device(identity, key_pair.public_key, name="bench", created_at=NOW)
+    certificate = verify_device_certificate(signed, identity_key=identity.public_key)
+    return identity, LocalDevice(key_pair=key_pair, certificate=certificate)
+
+
+ALICE_IDENTITY, ALICE = _device(11)
+BOB_IDENTITY, BOB = _device(21)
+BOB_STORE = PrekeyStore.generate(
+    BOB.key_pair, now=NOW, config=PrekeyConfig(one_time_prekey_target=1000), rng=_Random(b"s")
+).to_bytes()
+
+
+def _timed(body: Callable[[], None]) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        body()
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+# --- Omega ------------------------------------------------------------------------------
+
+
+def _omega_sessions() -> tuple[RatchetSession, RatchetSession]:
+    store = PrekeyStore.from_bytes(BOB_STORE)
+    rng = _Random(b"alice")
+    alice, first = initiate_session(
+        ALICE,
+        store.build_bundle(BOB.certificate, one_time_prekey_id=1),
+        b"",
+        user_id=BOB_IDENTITY.user_id,
+        rng=rng,
+    )
+    bob = accept_session(BOB, store, first, now=NOW).session
+    alice.decrypt(bob.encrypt(b"", rng=_Random(b"bob")))  # established: no prekey wrapping
+    return alice, bob
+
+
+def omega_burst(n: int) -> float:
+    alice, bob = _omega_sessions()
+
+    def body() -> None:
+        for _ in range(n):
+            if bob.decrypt(alice.encrypt(PLAINTEXT)) != PLAINTEXT:
+                raise AssertionError("omega burst")
+
+    return _timed(body)
+
+
+def omega_ping_pong(n: int) -> float:
+    alice, bob = _omega_sessions()
+    rng_a, rng_b = _Random(b"a"), _Random(b"b")
+
+    def body() -> None:
+        for index in range(n):
+            if index % 2:
+                ok = alice.decrypt(bob.encrypt(PLAINTEXT, rng=rng_b)) == PLAINTEXT
+            else:
+                ok = bob.decrypt(alice.encrypt(PLAINTEXT, rng=rng_a)) == PLAINTEXT
+            if not ok:
+                raise AssertionError("omega ping-pong")
+
+    return _timed(body)
+
+
+def omega_setup(n: int) -> float:
+    store = PrekeyStore.from_bytes(BOB_STORE)
+    bundles = [store.build_bundle(BOB.certificate, one_time_prekey_id=i + 1) for i in range(n)]
+    rng = _Random(b"setup")
+
+    def body() -> None:
+        for bundle in bundles:
+            _, first = initiate_session(
+                ALICE, bundle, PLAINTEXT, user_id=BOB_IDENTITY.user_id, rng=rng
+            )
+            if accept_session(BOB, store, first, now=NOW).plaintext != PLAINTEXT:
+                raise AssertionError("omega setup")
+
+    return _timed(body)
+
+
+def ed25519_sign_verify(n: int) -> float:
+    """Sign and verify as a per-message signature would: the key validated once, beforehand."""
+    key_pair = ALICE.key_pair
+    public_key = key_pair.public_key
+
+    def body() -> None:
+        for _ in range(n):
+            signature = key_pair.sign(PLAINTEXT)
+            nacl.bindings.crypto_sign_open(signature + PLAINTEXT, public_key)
+
+    return _timed(body)
+
+
+def ed25519_sign_verify_checked(n: int) -> float:
+    """Sign and :func:`omega.crypto.verify_signature`, which validates the key every time."""
+    key_pair = ALICE.key_pair
+
+    def body() -> None:
+        for _ in range(n):
+            verify_signature(key_pair.public_key, PLAINTEXT, key_pair.sign(PLAINTEXT))
+
+    return _timed(body)
+
+
+def sender_keys(n: int) -> float:
+    outbound = OutboundSenderKey.generate("bench", device_key=ALICE.device_key, rng=_Random(b"g"))
+    inbound = InboundSenderKeys.from_distribution(
+        outbound.distribution(), sender_device_key=ALICE.device_key
+    )
+
+    def body() -> None:
+        for _ in range(n):
+            if inbound.decrypt(outbound.encrypt(PLAINTEXT)) != PLAINTEXT:
+                raise AssertionError("sender keys")
+
+    return _timed(body)
+
+
+# --- the floor of bare primitives -------------------------------------------------------
+
+
+def _floor_message(chain_key: bytes, ad: bytes) -> bytes:
+    mac = crypto_hmac.HMAC(chain_key, hashes.SHA256())
+    mac.update(b"\x02")
+    next_chain = mac.finalize()
+    mac = crypto_hmac.HMAC(chain_key, hashes.SHA256())
+    mac.update(b"\x01")
+    message_key = mac.finalize()
+    okm = HKDF(hashes.SHA256(), 44, bytes(32), b"omega/ratchet/message-key/v1").derive(message_key)
+    aead = AESGCM(okm[:32])
+    if aead.decrypt(okm[32:], aead.encrypt(okm[32:], PLAINTEXT, ad), ad) != PLAINTEXT:
+        raise AssertionError("floor")
+    return next_chain
+
+
+def floor_burst(n: int) -> float:
+    ad = bytes(176)
+
+    def body() -> None:
+        chain_key = bytes(32)
+        for _ in range(n):
+            chain_key = _floor_message(chain_key, ad)
+
+    return _timed(body)
+
+
+def floor_ping_pong(n: int) -> float:
+    ad = bytes(176)
+    peer = X25519PrivateKey.generate().public_key()
+
+    def body() -> None:
+        chain_key = root_key = bytes(32)
+        for _ in range(n):
+            private = X25519PrivateKey.generate()
+            private.public_key()
+            shared = private.exchange(peer)
+            shared = private.exchange(peer)  # the receiver's side of the same step
+            for _ in range(2):
+                okm = HKDF(hashes.SHA256(), 64, root_key, b"omega/ratchet/root/v1").derive(shared)
+            root_key, chain_key = okm[:32], okm[32:]
+            chain_key = _floor_message(chain_key, ad)
+
+    return _timed(body)
+
+
+# --- the baselines from PyPI ------------------------------------------------------------
+
+
+def load_baselines() -> tuple[dict[str, Any] | None, str]:
+    """The PyPI ``doubleratchet`` and ``x3dh`` classes configured like Omega, or why not."""
+    try:
+        from doubleratchet import aead as dr_aead
+        from doubleratchet import double_ratchet as dr
+        from doubleratchet.recommended import HashFunction as DRHash
+        from doubleratchet.recommended import aead_aes_hmac, kdf_hkdf, kdf_separate_hmacs
+        from doubleratchet.recommended.diffie_hellman_ratchet_curve25519 import (
+            DiffieHellmanRatchet,
+        )
+        from x3dh import IdentityKeyFormat
+        from x3dh import base_state as x3dh_state
+        from x3dh.crypto_provider import HashFunction as X3DHHash
+    except ImportError as exc:
+        return None, f"baseline packages not installed ({exc}); pip install doubleratchet x3dh"
+
+    class RootKDF(kdf_hkdf.KDF):
+        @staticmethod
+        def _get_hash_function() -> DRHash:
+            return DRHash.SHA_256
+
+        @staticmethod
+        def _get_info() -> bytes:
+            return b"omega/ratchet/root/v1"
+
+    class ChainKDF(kdf_separate_hmacs.KDF):
+        @staticmethod
+        def _get_hash_function() -> DRHash:
+            return DRHash.SHA_256
+
+    class AesGcm(dr_aead.AEAD):
+        """AES-256-GCM under an HKDF expansion of the message key, as Omega does."""
+
+        @staticmethod
+        def _material(key: bytes) -> tuple[AESGCM, bytes]:
+            okm = HKDF(hashes.SHA256(), 44, bytes(32), b"omega/ratchet/message-key/v1").derive(key)
+            return AESGCM(okm[:32]), okm[32:]
+
+        @staticmethod
+        async def encrypt(plaintext: bytes, key: bytes, associated_data: bytes) -> bytes:
+            aead, nonce = AesGcm._material(key)
+            return aead.encrypt(nonce, plaintext, associated_data)
+
+        @staticmethod
+        async def decrypt(ciphertext: bytes, key: bytes, associated_data: bytes) -> bytes:
+            aead, nonce = AesGcm._material(key)
+            return aead.decrypt(nonce, ciphertext, associated_data)
+
+    class AesCbcHmac(aead_aes_hmac.AEAD):
+        @staticmethod
+        def _get_hash_function() -> DRHash:
+            return DRHash.SHA_256
+
+        @staticmethod
+        def _get_info() -> bytes:
+            return b"omega/ratchet/message-key/v1"
+
+    class Ratchet(dr.DoubleRatchet):
+        @staticmethod
+        def _build_associated_data(associated_data: bytes, header: Any) -> bytes:
+            return (
+                associated_data
+                + header.ratchet_pub
+                + header.previous_sending_chain_length.to_bytes(4, "big")
+                + header.sending_chain_length.to_bytes(4, "big")
+            )
+
+    class State(x3dh_state.BaseState):
+        @staticmethod
+        def _encode_public_key(key_format: Any, pub: bytes) -> bytes:
+            return pub
+
+    settings = {
+        "diffie_hellman_ratchet_class": DiffieHellmanRatchet,
+        "root_chain_kdf": RootKDF,
+        "message_chain_kdf": ChainKDF,
+        "message_chain_constant": b"\x02\x01",
+        "dos_protection_threshold": 1000,
+        "max_num_skipped_message_keys": 2000,
+    }
+    baselines = {
+        "Ratchet": Ratchet,
+        "State": State,
+        "aead": {"gcm": AesGcm, "cbc_hmac": AesCbcHmac},
+        "settings": settings,
+        "x3dh": (IdentityKeyFormat.ED_25519, X3DHHash.SHA_256),
+    }
+    return baselines, "doubleratchet and x3dh from PyPI"
+
+
+async def _dr_pair(baselines: dict[str, Any], aead: Any) -> tuple[Any, Any]:
+    ratchet_class = baselines["Ratchet"]
+    bob_private = X25519PrivateKey.generate()
+    bob_public = bob_private.public_key().public_bytes_raw()
+    settings = {**baselines["settings"], "aead": aead}
+    alice, first = await ratchet_class.encrypt_initial_message(
+        shared_secret=bytes(32),
+        recipient_ratchet_pub=bob_public,
+        message=b"",
+        associated_data=bytes(128),
+        **settings,
+    )
+    bob, _ = await ratchet_class.decrypt_initial_message(
+        shared_secret=bytes(32),
+        own_ratchet_priv=bob_private.private_bytes_raw(),
+        message=first,
+        associated_data=bytes(128),
+        **settings,
+    )
+    reply = await bob.encrypt_message(b"", bytes(128))
+    await alice.decrypt_message(reply, bytes(128))
+    return alice, bob
+
+
+def doubleratchet_runs(baselines: dict[str, Any], aead_name: str) -> tuple[Run, Run]:
+    aead = baselines["aead"][aead_name]
+    ad = bytes(128)
+
+    def burst(n: int) -> float:
+        async def main() -> float:
+            alice, bob = await _dr_pair(baselines, aead)
+            start = time.perf_counter()
+            for _ in range(n):
+                message = await alice.encrypt_message(PLAINTEXT, ad)
+                if await bob.decrypt_message(message, ad) != PLAINTEXT:
+                    raise AssertionError("doubleratchet burst")
+            return time.perf_counter() - start
+
+        return _in_loop(main)
+
+    def ping_pong(n: int) -> float:
+        async def main() -> float:
+            alice, bob = await _dr_pair(baselines, aead)
+            start = time.perf_counter()
+            for index in range(n):
+                sender, receiver = (bob, alice) if index % 2 else (alice, bob)
+                message = await sender.encrypt_message(PLAINTEXT, ad)
+                if await receiver.decrypt_message(message, ad) != PLAINTEXT:
+                    raise AssertionError("doubleratchet ping-pong")
+            return time.perf_counter() - start
+
+        return _in_loop(main)
+
+    return burst, ping_pong
+
+
+def baseline_setup_run(baselines: dict[str, Any]) -> Run:
+    ratchet_class, state_class = baselines["Ratchet"], baselines["State"]
+    settings = {**baselines["settings"], "aead": baselines["aead"]["gcm"]}
+    key_format, hash_function = baselines["x3dh"]
+
+    def setup(n: int) -> float:
+        async def main() -> float:
+            alice = state_class.create(key_format, hash_function, b"omega/x3dh/v1")
+            bob = state_class.create(key_format, hash_function, b"omega/x3dh/v1")
+            bob.generate_pre_keys(100)
+            bundle = bob.bundle
+            start = time.perf_counter()
+            for _ in range(n):
+                secret, ad, header = await alice.get_shared_secret_active(bundle)
+                _, first = await ratchet_class.encrypt_initial_message(
+                    shared_secret=secret,
+                    recipient_ratchet_pub=bundle.signed_pre_key,
+                    message=PLAINTEXT,
+                    associated_data=ad,
+                    **settings,
+                )
+                secret, ad, spk = await bob.get_shared_secret_passive(header)
+                _, plaintext = await ratchet_class.decrypt_initial_message(
+                    shared_secret=secret,
+                    own_ratchet_priv=spk.priv,
+                    message=first,
+                    associated_data=ad,
+                    **settings,
+                )
+                if plaintext != PLAINTEXT:
+                    raise AssertionError("baseline setup")
+            return time.perf_counter() - start
+
+        return _in_loop(main)
+
+    return setup
+
+
+def _in_loop(main: Callable[[], Any]) -> float:
+    gc.collect()
+    gc.disable()
+    try:
+        elapsed: float = asyncio.run(main())
+    finally:
+        gc.enable()
+    return elapsed
+
+
+# --- measuring and reporting ------------------------------------------------------------
+
+
+def measure(runs: dict[str, tuple[Run, int]], repeats: int) -> dict[str, float]:
+    """Median microseconds per operation of each run; interleaved so drift hits all alike."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, (run, count) in runs.items():
+            samples[name].append(run(count) / count * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages and runs")
+    args = parser.parse_args()
+    scale, repeats = (1, 7) if args.quick else (5, 9)
+    baselines, baseline_note = load_baselines()
+
+    runs: dict[str, tuple[Run, int]] = {
+        "burst/omega": (omega_burst, 1000 * scale),
+        "burst/floor": (floor_burst, 2000 * scale),
+        "ping_pong/omega": (omega_ping_pong, 300 * scale),
+        "ping_pong/floor": (floor_ping_pong, 300 * scale),
+        "setup/omega": (omega_setup, 40 * scale),
+        "ed25519_sign_verify": (ed25519_sign_verify, 1000 * scale),
+        "ed25519_sign_verify_checked": (ed25519_sign_verify_checked, 1000 * scale),
+        "sender_keys/omega": (sender_keys, 1000 * scale),
+    }
+    if baselines is not None:
+        gcm_burst, gcm_ping_pong = doubleratchet_runs(baselines, "gcm")
+        cbc_burst, cbc_ping_pong = doubleratchet_runs(baselines, "cbc_hmac")
+        runs["burst/doubleratchet"] = (gcm_burst, 300 * scale)
+        runs["burst/doubleratchet_cbc_hmac"] = (cbc_burst, 300 * scale)
+        runs["ping_pong/doubleratchet"] = (gcm_ping_pong, 150 * scale)
+        runs["ping_pong/doubleratchet_cbc_hmac"] = (cbc_ping_pong, 150 * scale)
+        runs["setup/x3dh+doubleratchet"] = (baseline_setup_run(baselines), 40 * scale)
+    micros = measure(runs, repeats)
+    report(micros, baselines is not None, baseline_note, args.quick, repeats)
+
+
+def report(micros: dict[str, float], baselines: bool, note: str, quick: bool, repeats: int) -> None:
+    print(
+        f"Omega ratchet benchmark, Python {platform.python_version()}, {platform.machine()}, "
+        f"256-byte messages, median of {repeats} runs, accelerated ratchet: "
+        f"{omega.accelerator_status().get('ratchet', False)} (pure path only)"
+    )
+    print(f"baselines: {note}\n")
+    ratios: dict[str, float] = {}
+    header = f"{'workload':<34} {'µs/op':>9} {'ops/s':>10} {'/floor':>8} {'/doubleratchet':>15}"
+    print(header)
+    print("-" * len(header))
+    for workload, baseline in (
+        ("burst", "doubleratchet"),
+        ("ping_pong", "doubleratchet"),
+        ("setup", "x3dh+doubleratchet"),
+    ):
+        floor = micros.get(f"{workload}/floor")
+        reference = micros.get(f"{workload}/{baseline}")
+        for name, value in sorted(micros.items()):
+            if not name.startswith(workload + "/"):
+                continue
+            over_floor = f"{value / floor:7.2f}x" if floor else f"{'':>8}"
+            over_ref = f"{value / reference:14.3f}x" if reference else f"{'':>15}"
+            print(f"{name:<34} {value:>9.1f} {1e6 / value:>10,.0f} {over_floor} {over_ref}")
+        if reference:
+            ratios[f"{workload}_omega_speedup_over_baseline"] = (
+                reference / micros[f"{workload}/omega"]
+            )
+        if floor:
+            ratios[f"{workload}_omega_over_floor"] = micros[f"{workload}/omega"] / floor
+    for name in ("ed25519_sign_verify", "ed25519_sign_verify_checked", "sender_keys/omega"):
+        value = micros[name]
+        print(f"{name:<34} {value:>9.1f} {1e6 / value:>10,.0f}")
+    ratios["ed25519_over_floor_message"] = micros["ed25519_sign_verify"] / micros["burst/floor"]
+    ratios["ed25519_over_burst_message"] = micros["ed25519_sign_verify"] / micros["burst/omega"]
+    ratios["ed25519_over_ping_pong_message"] = (
+        micros["ed25519_sign_verify"] / micros["ping_pong/omega"]
+    )
+    ratios["sender_keys_over_burst_message"] = micros["sender_keys/omega"] / micros["burst/omega"]
+    print()
+    print(
+        f"omega burst {ratios['burst_omega_over_floor']:.2f}x the floor. Ed25519 sign+verify = "
+        f"{ratios['ed25519_over_floor_message']:.1f}x the floor's message, "
+        f"{ratios['ed25519_over_burst_message']:.2f}x omega's burst message, "
+        f"{ratios['ed25519_over_ping_pong_message']:.2f}x omega's ping-pong message"
+    )
+    if baselines:
+        print(
+            f"omega vs doubleratchet: burst {ratios['burst_omega_speedup_over_baseline']:.1f}x, "
+            f"ping-pong {ratios['ping_pong_omega_speedup_over_baseline']:.1f}x, "
+            f"setup {ratios['setup_omega_speedup_over_baseline']:.1f}x faster"
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "ratchet",
+                "python": platform.python_version(),
+                "quick": quick,
+                "repeats": repeats,
+                "statistic": "median",
+                "unit": "microseconds per operation (encrypt+decrypt per message)",
+                "baselines": note,
+                "accelerated_ratchet": False,
+                "micros": micros,
+                "ratios": ratios,
+            },
+            sort_keys=True,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
