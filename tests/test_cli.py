@@ -177,6 +177,10 @@ def test_demo_runs_every_step() -> None:
         "QR codes scanned both ways",
         "an attacker replaying the old list is refused",
         "a wrong passphrase is refused",
+        'Bob decrypted b"Hi Bob, it\'s Alice!"',
+        "a replayed first message is refused",
+        "decrypts on Alice's side",
+        "a tampered ciphertext is refused, and Alice's session state is untouched",
         "-> 3 frames, each decoded intact",
         "Done.",
     ):

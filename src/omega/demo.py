@@ -2,8 +2,10 @@
 
 Two users, Alice and Bob, meet: they create identities, Alice links a second
 device, they exchange contact URIs, compare safety numbers (by digits and by
-QR payload), Alice revokes a lost device, backs up her identity, and a
-message envelope travels through the framing layer in ragged chunks. Every
+QR payload), Alice revokes a lost device and backs up her identity, they open
+an end-to-end encrypted session (X3DH + Double Ratchet) and exchange
+messages, and an encrypted message envelope travels through the framing layer
+in ragged chunks. Every
 step checks its result and the tour stops with an error if one fails. It runs
 in one process with no network and no files.
 """
@@ -22,12 +24,17 @@ from omega.crypto import (
     ContactUri,
     DeviceKeyPair,
     Identity,
+    PrekeyStore,
     SafetyNumber,
+    accept_session,
+    encrypt_message,
     export_identity,
     import_identity,
+    initiate_session,
     verify_device_list,
 )
 from omega.errors import (
+    DecryptionError,
     InvalidUriError,
     OmegaError,
     StaleDeviceListError,
@@ -64,8 +71,9 @@ def run_demo(out: TextIO, *, qr: bool = True) -> None:
     _compare_safety_numbers(say, alice, bob)
     alice = _revoke_device(say, alice, phone, alices_list_as_bob_saw_it, now)
     _back_up(say, alice)
-    _send_envelope(say, alice, bob, now)
-    say.title("Done. Next: encrypted sessions, transports and the Client (docs/roadmap.md).")
+    ciphertext = _encrypted_chat(say, alice, bob, now)
+    _send_envelope(say, alice, bob, now, ciphertext)
+    say.title("Done. Next: transports, the secure channel and the Client (docs/roadmap.md).")
 
 
 def _create_identities(say: _Printer, now: int) -> tuple[Identity, Identity]:
@@ -155,15 +163,55 @@ def _back_up(say: _Printer, alice: Identity) -> None:
         raise DemoFailedError("demo step failed: a wrong passphrase was accepted")
 
 
-def _send_envelope(say: _Printer, alice: Identity, bob: Identity, now: int) -> None:
-    say.step("A message envelope crosses a byte stream cut into ragged chunks")
+def _encrypted_chat(say: _Printer, alice: Identity, bob: Identity, now: int) -> bytes:
+    say.step("Alice starts an end-to-end encrypted session (X3DH + Double Ratchet)")
+    bob_prekeys = PrekeyStore.generate(bob.device.key_pair, now=now)
+    one_time = bob_prekeys.one_time_prekeys[0].prekey_id
+    bundle = bob_prekeys.build_bundle(bob.device.certificate, one_time_prekey_id=one_time)
+    say.item(f"Bob publishes a prekey bundle ({len(bob_prekeys.one_time_prekeys)} one-time keys)")
+    alice_session, first = initiate_session(
+        alice.device, bundle, b"Hi Bob, it's Alice!", user_id=bob.user_id
+    )
+    accepted = accept_session(
+        bob.device, bob_prekeys, first, now=now, expected_user_id=alice.user_id
+    )
+    _check(accepted.plaintext == b"Hi Bob, it's Alice!", "Bob decrypts Alice's first message")
+    say.item(f"Bob decrypted {accepted.plaintext!r} from {accepted.remote_user_id[:16]}...")
+    try:
+        accept_session(bob.device, bob_prekeys, first, now=now)
+    except OmegaError as exc:
+        say.item(f"a replayed first message is refused: {exc.message}")
+    else:
+        raise DemoFailedError("demo step failed: a replayed first message was accepted")
+    reply = encrypt_message(accepted.session, b"Hi Alice! Safety number checked.")
+    _check(alice_session.decrypt(reply.data).startswith(b"Hi Alice"), "Alice decrypts the reply")
+    say.item(f"Bob's reply, {len(reply.data)} bytes of ciphertext, decrypts on Alice's side")
+    second = encrypt_message(accepted.session, b"One more thing...").data
+    tampered = bytearray(second)
+    tampered[-1] ^= 0x01  # in the AES-GCM tag
+    before = alice_session.to_bytes()
+    try:
+        alice_session.decrypt(bytes(tampered))
+    except DecryptionError:
+        _check(alice_session.to_bytes() == before, "a failed decrypt changes nothing")
+        say.item("a tampered ciphertext is refused, and Alice's session state is untouched")
+    else:
+        raise DemoFailedError("demo step failed: a tampered ciphertext was accepted")
+    _check(alice_session.decrypt(second) == b"One more thing...", "the genuine one decrypts")
+    return encrypt_message(alice_session, b"See you on the other side of the stream.").data
+
+
+def _send_envelope(
+    say: _Printer, alice: Identity, bob: Identity, now: int, ciphertext: bytes
+) -> None:
+    say.step("The encrypted message crosses a byte stream cut into ragged chunks")
     envelope = Message(
         message_id=str(uuid.uuid4()),
         sender_id=alice.user_id,
         recipient_id=bob.user_id,
         type=MessageType.TEXT,
         timestamp=now,
-        encrypted_content=b"(ciphertext: sessions arrive with the encryption core)",
+        encrypted_content=ciphertext,
         sender_device_key=alice.device.device_key,
         recipient_device_key=bob.device.device_key,
     )
