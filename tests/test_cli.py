@@ -182,6 +182,9 @@ def test_demo_runs_every_step() -> None:
         "decrypts on Alice's side",
         "a tampered ciphertext is refused, and Alice's session state is untouched",
         "-> 3 frames, each decoded intact",
+        "handshake done: the peer proved it is",
+        "Bob decrypted b'See you on the other side of the network.' and acknowledged",
+        "dialing that address while expecting someone else is refused",
         "Done.",
     ):
         assert marker in output

@@ -4,10 +4,11 @@ Two users, Alice and Bob, meet: they create identities, Alice links a second
 device, they exchange contact URIs, compare safety numbers (by digits and by
 QR payload), Alice revokes a lost device and backs up her identity, they open
 an end-to-end encrypted session (X3DH + Double Ratchet) and exchange
-messages, and an encrypted message envelope travels through the framing layer
-in ragged chunks. Every
-step checks its result and the tour stops with an error if one fails. It runs
-in one process with no network and no files.
+messages, an encrypted message envelope survives the framing layer in ragged
+chunks, and finally travels over TCP on loopback inside a Noise XX secure
+channel that proves both identities. Every step checks its result and the
+tour stops with an error if one fails. It runs in one process, on loopback
+only, with no files.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 import uuid
 from typing import TextIO
 
+import anyio
 import segno
 
 import omega
@@ -25,6 +27,7 @@ from omega.crypto import (
     DeviceKeyPair,
     Identity,
     PrekeyStore,
+    RatchetSession,
     SafetyNumber,
     accept_session,
     encrypt_message,
@@ -37,11 +40,29 @@ from omega.errors import (
     DecryptionError,
     InvalidUriError,
     OmegaError,
+    PeerIdentityMismatchError,
     StaleDeviceListError,
     WrongPassphraseError,
 )
-from omega.protocol import Message, MessageType, decode_message, encode_message
+from omega.protocol import (
+    Ack,
+    AckStatus,
+    Frame,
+    Message,
+    MessageType,
+    decode_message,
+    encode_message,
+)
 from omega.protocol.framing import FrameDecoder, encode_frame
+from omega.transport import (
+    Address,
+    FrameConnection,
+    NoiseCredentials,
+    SecureConnection,
+    SecureTransport,
+    TcpTransport,
+    listening,
+)
 
 __all__ = ["DemoFailedError", "run_demo"]
 
@@ -71,9 +92,20 @@ def run_demo(out: TextIO, *, qr: bool = True) -> None:
     _compare_safety_numbers(say, alice, bob)
     alice = _revoke_device(say, alice, phone, alices_list_as_bob_saw_it, now)
     _back_up(say, alice)
-    ciphertext = _encrypted_chat(say, alice, bob, now)
-    _send_envelope(say, alice, bob, now, ciphertext)
-    say.title("Done. Next: transports, the secure channel and the Client (docs/roadmap.md).")
+    ciphertext, bobs_session = _encrypted_chat(say, alice, bob, now)
+    envelope = Message(
+        message_id=str(uuid.uuid4()),
+        sender_id=alice.user_id,
+        recipient_id=bob.user_id,
+        type=MessageType.TEXT,
+        timestamp=now,
+        encrypted_content=ciphertext,
+        sender_device_key=alice.device.device_key,
+        recipient_device_key=bob.device.device_key,
+    )
+    _send_envelope(say, envelope, now)
+    anyio.run(_over_the_network, say, alice, bob, envelope, bobs_session)
+    say.title("Done. Next: the Client, servers and discovery (docs/roadmap.md).")
 
 
 def _create_identities(say: _Printer, now: int) -> tuple[Identity, Identity]:
@@ -163,7 +195,9 @@ def _back_up(say: _Printer, alice: Identity) -> None:
         raise DemoFailedError("demo step failed: a wrong passphrase was accepted")
 
 
-def _encrypted_chat(say: _Printer, alice: Identity, bob: Identity, now: int) -> bytes:
+def _encrypted_chat(
+    say: _Printer, alice: Identity, bob: Identity, now: int
+) -> tuple[bytes, RatchetSession]:
     say.step("Alice starts an end-to-end encrypted session (X3DH + Double Ratchet)")
     bob_prekeys = PrekeyStore.generate(bob.device.key_pair, now=now)
     one_time = bob_prekeys.one_time_prekeys[0].prekey_id
@@ -198,23 +232,12 @@ def _encrypted_chat(say: _Printer, alice: Identity, bob: Identity, now: int) -> 
     else:
         raise DemoFailedError("demo step failed: a tampered ciphertext was accepted")
     _check(alice_session.decrypt(second) == b"One more thing...", "the genuine one decrypts")
-    return encrypt_message(alice_session, b"See you on the other side of the stream.").data
+    final = encrypt_message(alice_session, b"See you on the other side of the network.")
+    return final.data, accepted.session
 
 
-def _send_envelope(
-    say: _Printer, alice: Identity, bob: Identity, now: int, ciphertext: bytes
-) -> None:
-    say.step("The encrypted message crosses a byte stream cut into ragged chunks")
-    envelope = Message(
-        message_id=str(uuid.uuid4()),
-        sender_id=alice.user_id,
-        recipient_id=bob.user_id,
-        type=MessageType.TEXT,
-        timestamp=now,
-        encrypted_content=ciphertext,
-        sender_device_key=alice.device.device_key,
-        recipient_device_key=bob.device.device_key,
-    )
+def _send_envelope(say: _Printer, envelope: Message, now: int) -> None:
+    say.step("The encrypted message's envelope survives a byte stream cut into ragged chunks")
     stream = encode_frame(encode_message(envelope)) * 3
     decoder = FrameDecoder()
     chunks = _ragged(stream, random.Random(now))  # noqa: S311 - chunk sizes, not secrets
@@ -222,6 +245,46 @@ def _send_envelope(
     _check(len(frames) == 3, "three frames come out")
     _check(all(decode_message(Message, f) == envelope for f in frames), "envelopes intact")
     say.item(f"{len(stream)} bytes in {len(chunks)} chunks -> 3 frames, each decoded intact")
+
+
+async def _over_the_network(
+    say: _Printer, alice: Identity, bob: Identity, envelope: Message, bobs_session: RatchetSession
+) -> None:
+    say.step("Alice sends it to Bob over TCP (loopback) inside a Noise XX secure channel")
+    bob_side = SecureTransport(TcpTransport(), NoiseCredentials.from_identity(bob))
+    alice_side = SecureTransport(TcpTransport(), NoiseCredentials.from_identity(alice))
+    delivered: list[bytes] = []
+
+    async def bob_receives(connection: FrameConnection) -> None:
+        assert isinstance(connection, SecureConnection)  # a SecureTransport listener's
+        frame = decode_message(Frame, await connection.receive_frame())
+        _check(frame.message is not None, "Bob received a message frame")
+        assert frame.message is not None
+        _check(connection.peer.user_id == frame.message.sender_id, "the sender is who dialed")
+        delivered.append(bobs_session.decrypt(frame.message.encrypted_content))
+        ack = Ack(message_id=frame.message.message_id, status=AckStatus.DELIVERED)
+        await connection.send_frame(encode_message(Frame(ack=ack)))
+
+    local = Address.parse("/ip4/127.0.0.1/tcp/0")
+    async with listening(bob_side, local, bob_receives) as listener:
+        address = listener.addresses[0].with_peer(bob.user_id)
+        say.item(f"Bob listens on {listener.addresses[0]}")
+        async with await alice_side.dial(address) as connection:
+            _check(connection.peer.user_id == bob.user_id, "the handshake proves Bob's identity")
+            say.item(f"handshake done: the peer proved it is {connection.peer.user_id[:16]}...")
+            await connection.send_frame(encode_message(Frame(message=envelope)))
+            reply = decode_message(Frame, await connection.receive_frame())
+        _check(reply.ack is not None, "Bob acknowledged")
+        assert reply.ack is not None
+        _check(reply.ack.message_id == envelope.message_id, "the ACK names the message")
+        say.item(f"Bob decrypted {delivered[0]!r} and acknowledged {reply.ack.message_id[:8]}...")
+        impostor_check = listener.addresses[0].with_peer(alice.user_id)
+        try:
+            await alice_side.dial(impostor_check)
+        except PeerIdentityMismatchError:
+            say.item("dialing that address while expecting someone else is refused")
+        else:
+            raise DemoFailedError("demo step failed: a peer with the wrong identity was accepted")
 
 
 def _ragged(data: bytes, rng: random.Random) -> list[bytes]:
