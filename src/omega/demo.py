@@ -104,7 +104,12 @@ def run_demo(out: TextIO, *, qr: bool = True) -> None:
         recipient_device_key=bob.device.device_key,
     )
     _send_envelope(say, envelope, now)
-    anyio.run(_over_the_network, say, alice, bob, envelope, bobs_session)
+    try:
+        anyio.run(_over_the_network, say, alice, bob, envelope, bobs_session)
+    except* OmegaError as group:  # task groups wrap what their body raised
+        first = group.exceptions[0]
+        message = first.message if isinstance(first, OmegaError) else str(first)
+        raise DemoFailedError(f"demo step failed over the network: {message}") from first
     say.title("Done. Next: the Client, servers and discovery (docs/roadmap.md).")
 
 
