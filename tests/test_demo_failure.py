@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+
 import pytest
+
 import omega.demo as demo
 from omega.errors import ConnectionClosedError
 
