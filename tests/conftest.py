@@ -1,4 +1,4 @@
-"""Shared fixtures: the anyio backend and the real PostgreSQL and Redis servers.
+"""Shared fixtures: the anyio backend, the real PostgreSQL and Redis servers, hypothesis settings.
 
 Tests that need a server ask for ``postgres_dsn`` or ``redis_url``. When the
 server cannot be reached they are skipped with the reason, unless
@@ -11,6 +11,14 @@ import asyncio
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Timing belongs in bench/, never in tests: no per-example deadline, so a busy
+# CI machine cannot turn a slow example into a failure.
+settings.register_profile(
+    "omega", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("omega")
 
 DEFAULT_POSTGRES_DSN = "postgresql://omega:omega@127.0.0.1:5432/omega_test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
