@@ -169,25 +169,33 @@ def kdf_ck(chain_key: bytes) -> tuple[bytes, bytes]:
     return _hmac_sha256(chain_key, _CHAIN_NEXT_KEY), _hmac_sha256(chain_key, _CHAIN_MESSAGE_KEY)
 
 
-def message_key_material(message_key: bytes) -> tuple[bytes, bytes]:
-    """Expand a message key: HKDF-SHA256(salt = 32 zero bytes, IKM = MK, info = AEAD_KEY_INFO).
+def message_key_material(message_key: bytes, *, info: bytes = AEAD_KEY_INFO) -> tuple[bytes, bytes]:
+    """Expand a message key: HKDF-SHA256(salt = 32 zero bytes, IKM = MK, info, 44 bytes).
 
-    Returns ``(AES-256 key, GCM nonce)``: the first 32 and the next 12 of 44 bytes.
+    ``info`` is AEAD_KEY_INFO for ratchet messages; Sender Keys pass their own
+    label. Returns ``(AES-256 key, GCM nonce)``: the first 32 and the next 12 bytes.
     """
-    output = hkdf_sha256(
-        message_key, salt=_ZERO_SALT, info=AEAD_KEY_INFO, length=KEY_SIZE + NONCE_SIZE
-    )
+    output = hkdf_sha256(message_key, salt=_ZERO_SALT, info=info, length=KEY_SIZE + NONCE_SIZE)
     return output[:KEY_SIZE], output[KEY_SIZE:]
 
 
-def aead_encrypt(message_key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
+def aead_encrypt(
+    message_key: bytes, plaintext: bytes, associated_data: bytes, *, info: bytes = AEAD_KEY_INFO
+) -> bytes:
     """AES-256-GCM encryption under the key and nonce expanded from ``message_key``."""
-    key, nonce = message_key_material(message_key)
+    key, nonce = message_key_material(message_key, info=info)
     return AESGCM(key).encrypt(nonce, plaintext, associated_data)
 
 
-def aead_decrypt(message_key: bytes, ciphertext: bytes, associated_data: bytes) -> bytes:
+def aead_decrypt(
+    message_key: bytes,
+    ciphertext: bytes,
+    associated_data: bytes,
+    *,
+    info: bytes = AEAD_KEY_INFO,
+    what: str = "ratchet message",
+) -> bytes:
     """AES-256-GCM decryption; raises :class:`~omega.errors.DecryptionError` on any mismatch."""
-    key, nonce = message_key_material(message_key)
-    with map_exceptions({InvalidTag: DecryptionError}, "ratchet message failed authentication"):
+    key, nonce = message_key_material(message_key, info=info)
+    with map_exceptions({InvalidTag: DecryptionError}, f"{what} failed authentication"):
         return AESGCM(key).decrypt(nonce, ciphertext, associated_data)

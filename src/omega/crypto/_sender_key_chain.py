@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 
 import nacl.bindings
 import nacl.exceptions
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from omega.crypto import _kdf
 from omega.crypto._ed25519 import SIGNATURE_SIZE, check_public_key
-from omega.crypto._kdf import KEY_SIZE, NONCE_SIZE, hkdf_sha256, kdf_ck
+from omega.crypto._kdf import KEY_SIZE, kdf_ck
 from omega.errors import (
     ConfigurationError,
-    DecryptionError,
     DuplicateMessageError,
     InvalidSignatureError,
     MessageDecodeError,
@@ -66,8 +64,6 @@ SKIPPED_RECORD_SIZE = 36
 
 UINT32_MAX = (1 << 32) - 1
 """Largest key id and chain iteration; no message has this iteration."""
-
-_ZERO_SALT = bytes(KEY_SIZE)
 
 
 def check_group_id(group_id: object, *, remote: bool = False) -> bytes:
@@ -130,25 +126,19 @@ def message_key_material(message_key: bytes) -> tuple[bytes, bytes]:
 
     Returns ``(AES-256 key, GCM nonce)``: the first 32 and the last 12 bytes.
     """
-    output = hkdf_sha256(
-        message_key, salt=_ZERO_SALT, info=MESSAGE_KEY_INFO, length=KEY_SIZE + NONCE_SIZE
-    )
-    return output[:KEY_SIZE], output[KEY_SIZE:]
+    return _kdf.message_key_material(message_key, info=MESSAGE_KEY_INFO)
 
 
 def seal_message(message_key: bytes, plaintext: bytes, ad: bytes) -> bytes:
     """AES-256-GCM under the key and nonce expanded from ``message_key``: ciphertext || tag."""
-    key, nonce = message_key_material(message_key)
-    return AESGCM(key).encrypt(nonce, plaintext, ad)
+    return _kdf.aead_encrypt(message_key, plaintext, ad, info=MESSAGE_KEY_INFO)
 
 
 def open_message(message_key: bytes, ciphertext: bytes, ad: bytes) -> bytes:
     """Open :func:`seal_message`'s output; :class:`~omega.errors.DecryptionError` on mismatch."""
-    key, nonce = message_key_material(message_key)
-    try:
-        return AESGCM(key).decrypt(nonce, ciphertext, ad)
-    except InvalidTag as exc:
-        raise DecryptionError("group message failed authentication") from exc
+    return _kdf.aead_decrypt(
+        message_key, ciphertext, ad, info=MESSAGE_KEY_INFO, what="group message"
+    )
 
 
 @dataclass(slots=True, kw_only=True)
