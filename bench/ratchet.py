@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import hashlib
 import json
 import platform
 import statistics
@@ -66,22 +65,11 @@ from omega.crypto import (
     verify_device_certificate,
     verify_signature,
 )
+from omega.testing.random import SeededRandom as _Random
 
 PLAINTEXT = bytes(range(256))
 NOW = 1_700_000_000_000
 Run = Callable[[int], float]  # runs n operations, returns the elapsed seconds
-
-
-class _Random:
-    """A deterministic RandomSource (SHAKE-256 of a counter)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
 
 
 def _device(seed: int) -> tuple[IdentityKeyPair, LocalDevice]:

@@ -16,25 +16,15 @@ so is a forged handshake message that an engine accepts.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 
 from omega.crypto import Identity
 from omega.errors import OmegaError
+from omega.testing.random import SeededRandom as _Seeded
 from omega.transport._noise_cipher import CipherState
 from omega.transport._records import RecordReceiver
 from omega.transport.address import Address
 from omega.transport.noise import NoiseCredentials, NoiseHandshake, Role
-
-
-class _Seeded:
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
 
 
 def _credentials(name: str) -> NoiseCredentials:

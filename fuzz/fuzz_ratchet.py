@@ -14,7 +14,6 @@ version 1 state is upgraded: only its version field may change).
 
 from __future__ import annotations
 
-import hashlib
 import sys
 
 from omega.crypto import (
@@ -34,18 +33,9 @@ from omega.crypto.x3dh import (
 )
 from omega.errors import OmegaError
 from omega.protocol import PrekeyStoreState, RatchetSessionState, decode_message, encode_message
+from omega.testing.random import SeededRandom as _SeededRandom
 
 NOW = 1_700_000_000_000
-
-
-class _SeededRandom:
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
 
 
 def _device(identity_seed: int, device_seed: int) -> tuple[IdentityKeyPair, LocalDevice]:

@@ -12,7 +12,6 @@ input bytes.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 
 from omega.crypto import DeviceKeyPair
@@ -22,17 +21,7 @@ from omega.crypto.sender_keys import (
     read_sender_key_distribution,
 )
 from omega.errors import OmegaError
-
-
-class _SeededRandom:
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
-
+from omega.testing.random import SeededRandom as _SeededRandom
 
 SENDER_DEVICE = DeviceKeyPair.from_seed(bytes([12]) * 32).public_key
 _outbound = OutboundSenderKey.generate(

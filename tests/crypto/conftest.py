@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 
 from omega.crypto import DeviceKeyPair, IdentityKeyPair
-
-
-class DeterministicRandom:
-    """A seeded RandomSource: SHAKE-256(seed || counter), one call per counter value."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
+from omega.testing.random import SeededRandom as DeterministicRandom
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -51,6 +51,7 @@ from omega.protocol import (
     encode_message,
 )
 from omega.storage import MAX_VALUE_SIZE
+from omega.testing.random import SeededRandom as _SeededRandom
 
 SHARED_SECRET = bytes(range(32))
 SPK_PRIVATE = bytes([0x42]) * 32
@@ -62,20 +63,8 @@ BASE_KEY = X25519PrivateKey.from_private_bytes(bytes([7]) * 32).public_key().pub
 ROOT_INFO = b"omega/ratchet/root/v1"
 LOW_ORDER = bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")
 
-
-class SeededRandom:
-    """Deterministic RandomSource that records what it hands out."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.seed = seed
-        self.counter = 0
-        self.drawn: list[bytes] = []
-
-    def __call__(self, size: int) -> bytes:
-        self.counter += 1
-        value = hashlib.shake_256(self.seed + self.counter.to_bytes(8, "big")).digest(size)
-        self.drawn.append(value)
-        return value
+# These tests read back what the code under test drew.
+SeededRandom = partial(_SeededRandom, record=True)
 
 
 def _public(private: bytes) -> bytes:

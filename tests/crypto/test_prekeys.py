@@ -35,22 +35,11 @@ from omega.errors import (
     UnknownPrekeyError,
 )
 from omega.protocol import PrekeyStoreState, decode_message, encode_message
+from omega.testing.random import SeededRandom
 
 NOW = 1_700_000_000_000
 DAY = 24 * 3600 * 1000
 DEVICE_SEED = bytes([3]) * 32
-
-
-class SeededRandom:
-    """Deterministic RandomSource: SHAKE-256(seed || counter)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.seed = seed
-        self.counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self.counter += 1
-        return hashlib.shake_256(self.seed + self.counter.to_bytes(8, "big")).digest(size)
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import hmac
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -63,6 +63,7 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
+from omega.testing.random import SeededRandom as _SeededRandom
 
 GROUP = "group-Ω"  # non-ASCII on purpose: lengths are UTF-8 bytes
 ALICE_DEVICE = DeviceKeyPair.from_seed(bytes([12]) * 32).public_key
@@ -71,20 +72,8 @@ MESSAGE_KEY_INFO = b"omega/sender-key/message-key/v1"
 AD_CONTEXT = b"omega/sender-key/ad/v1"
 SIGNATURE_CONTEXT = b"omega/sender-key/signature/v1"
 
-
-class SeededRandom:
-    """Deterministic RandomSource that records what it hands out."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.seed = seed
-        self.counter = 0
-        self.drawn: list[bytes] = []
-
-    def __call__(self, size: int) -> bytes:
-        self.counter += 1
-        value = hashlib.shake_256(self.seed + self.counter.to_bytes(8, "big")).digest(size)
-        self.drawn.append(value)
-        return value
+# These tests read back what the code under test drew.
+SeededRandom = partial(_SeededRandom, record=True)
 
 
 def make_device(identity_seed: int, device_seed: int) -> tuple[IdentityKeyPair, LocalDevice]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import partial
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -56,6 +57,7 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
+from omega.testing.random import SeededRandom as _SeededRandom
 
 NOW = 1_700_000_000_000
 DAY = 24 * 3600 * 1000
@@ -70,20 +72,8 @@ LOW_ORDER_POINTS = [
 ]
 NON_CANONICAL = [(2**255 - 19).to_bytes(32, "little"), b"\xff" * 32, bytes(31)]
 
-
-class SeededRandom:
-    """Deterministic RandomSource that records what it hands out."""
-
-    def __init__(self, seed: bytes) -> None:
-        self.seed = seed
-        self.counter = 0
-        self.drawn: list[bytes] = []
-
-    def __call__(self, size: int) -> bytes:
-        self.counter += 1
-        value = hashlib.shake_256(self.seed + self.counter.to_bytes(8, "big")).digest(size)
-        self.drawn.append(value)
-        return value
+# These tests read back what the code under test drew.
+SeededRandom = partial(_SeededRandom, record=True)
 
 
 def make_device(identity_seed: int, device_seed: int) -> tuple[IdentityKeyPair, LocalDevice]:

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 from dataclasses import dataclass
 
 from omega.crypto import Identity
-
-
-class SeededRandom:
-    """A deterministic RandomSource: SHAKE-256(seed || counter)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def __call__(self, size: int) -> bytes:
-        self._counter += 1
-        return hashlib.shake_256(self._seed + self._counter.to_bytes(8, "big")).digest(size)
+from omega.testing.random import SeededRandom
 
 
 def make_identity(name: str) -> Identity:
