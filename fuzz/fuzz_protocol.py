@@ -34,6 +34,7 @@ TARGETS = (
     proto.SenderKeyMessage,
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
+    proto.SessionResetRequest,
 )
 
 

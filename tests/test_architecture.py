@@ -26,6 +26,7 @@ LAYER_RANK = {
     "groups": 4,
     "sync": 4,
     "discovery": 4,
+    "mailbox": 4,
     "client": 5,
     "testing": 5,
     "bot": 6,

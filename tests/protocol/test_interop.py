@@ -50,6 +50,7 @@ WIRE_MESSAGES = [
     proto.SenderKeyMessage,
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
+    proto.SessionResetRequest,
 ]
 
 

@@ -17,6 +17,7 @@ __all__ = (
     "DeviceSecret",
     "EditContent",
     "EncryptedIdentity",
+    "EncryptionKind",
     "Frame",
     "Group",
     "GroupPermissions",
@@ -24,6 +25,7 @@ __all__ = (
     "HandshakePayload",
     "IdentitySecret",
     "InboundSenderKeysState",
+    "KeyRequest",
     "LocationContent",
     "MediaContent",
     "Member",
@@ -45,19 +47,24 @@ __all__ = (
     "RatchetMessage",
     "RatchetSessionState",
     "ReactionContent",
+    "ReceiptContent",
+    "ReceiptType",
     "SafetyNumberQr",
     "SenderKeyChainState",
     "SenderKeyDistribution",
     "SenderKeyHeader",
     "SenderKeyMessage",
+    "SessionResetRequest",
     "SignedDeviceCertificate",
     "SignedDeviceList",
     "SignedPrekey",
     "SignedPrekeySecret",
+    "SignedSessionResetRequest",
     "StickerContent",
     "TextContent",
     "TextEntity",
     "TextEntityType",
+    "TypingContent",
 )
 
 from dataclasses import dataclass
@@ -163,6 +170,43 @@ class DeleteScope(betterproto2.Enum):
         }
 
 
+class EncryptionKind(betterproto2.Enum):
+    """
+    How Message.encrypted_content is encrypted (docs/client-protocol.md).
+    """
+
+    RATCHET = 0
+    """
+    an encoded RatchetMessage of a pairwise Double Ratchet session
+    """
+
+    PREKEY = 1
+    """
+    an encoded PrekeyMessage (X3DH, first messages of a session)
+    """
+
+    SENDER_KEY = 2
+    """
+    an encoded SenderKeyMessage (groups)
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "ENCRYPTION_KIND_RATCHET",
+            1: "ENCRYPTION_KIND_PREKEY",
+            2: "ENCRYPTION_KIND_SENDER_KEY",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "ENCRYPTION_KIND_RATCHET": 0,
+            "ENCRYPTION_KIND_PREKEY": 1,
+            "ENCRYPTION_KIND_SENDER_KEY": 2,
+        }
+
+
 class MemberRole(betterproto2.Enum):
     """
     Role of a group member; higher roles have every right of the lower ones.
@@ -228,6 +272,36 @@ class PermissionLevel(betterproto2.Enum):
             "PERMISSION_LEVEL_EVERYONE": 0,
             "PERMISSION_LEVEL_ADMINS": 1,
             "PERMISSION_LEVEL_OWNER": 2,
+        }
+
+
+class ReceiptType(betterproto2.Enum):
+    """
+    Kind of a ReceiptContent.
+    """
+
+    DELIVERED = 0
+    """
+    stored by the recipient device
+    """
+
+    READ = 1
+    """
+    shown to the user
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "RECEIPT_TYPE_DELIVERED",
+            1: "RECEIPT_TYPE_READ",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "RECEIPT_TYPE_DELIVERED": 0,
+            "RECEIPT_TYPE_READ": 1,
         }
 
 
@@ -551,6 +625,14 @@ class Frame(betterproto2.Message):
         7, betterproto2.TYPE_MESSAGE, optional=True, group="body"
     )
 
+    key_request: "KeyRequest | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    session_reset: "SignedSessionResetRequest | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
 
 default_message_pool.register_message("omega.protocol", "Frame", Frame)
 
@@ -703,6 +785,21 @@ class InboundSenderKeysState(betterproto2.Message):
 default_message_pool.register_message(
     "omega.protocol", "InboundSenderKeysState", InboundSenderKeysState
 )
+
+
+@dataclass(eq=False, repr=False)
+class KeyRequest(betterproto2.Message):
+    """
+    Asks the connected peer device for its signed device list and/or a fresh
+    prekey bundle; it answers with Frame{device_list} and Frame{prekey_bundle}.
+    """
+
+    device_list: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+
+    prekey_bundle: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+
+
+default_message_pool.register_message("omega.protocol", "KeyRequest", KeyRequest)
 
 
 @dataclass(eq=False, repr=False)
@@ -862,6 +959,13 @@ class Message(betterproto2.Message):
     finer-grained lifetime; wins over ttl_days when set
     """
 
+    encryption: "EncryptionKind" = betterproto2.field(
+        14, betterproto2.TYPE_ENUM, default_factory=lambda: EncryptionKind(0)
+    )
+    """
+    how encrypted_content is encrypted
+    """
+
 
 default_message_pool.register_message("omega.protocol", "Message", Message)
 
@@ -907,6 +1011,39 @@ class MessageContent(betterproto2.Message):
     delete: "DeleteContent | None" = betterproto2.field(
         8, betterproto2.TYPE_MESSAGE, optional=True, group="content"
     )
+
+    receipt: "ReceiptContent | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+    """
+    Extensions to the original plan.
+    """
+
+    typing: "TypingContent | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+
+    sender_key_distribution: "SenderKeyDistribution | None" = betterproto2.field(
+        11, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+
+    reply_to: "str | None" = betterproto2.field(16, betterproto2.TYPE_STRING, optional=True)
+    """
+    Envelope details that stay inside the ciphertext: Omega clients leave the
+    clear-text Message.reply_to, ttl_days, ttl_seconds and mentions unset.
+
+    message_id this one replies to
+    """
+
+    mentions: "list[str]" = betterproto2.field(17, betterproto2.TYPE_STRING, repeated=True)
+    """
+    user ids mentioned (notified)
+    """
+
+    ttl_seconds: "int | None" = betterproto2.field(18, betterproto2.TYPE_INT32, optional=True)
+    """
+    disappearing: delete this long after Message.timestamp
+    """
 
 
 default_message_pool.register_message("omega.protocol", "MessageContent", MessageContent)
@@ -1355,6 +1492,27 @@ default_message_pool.register_message("omega.protocol", "ReactionContent", React
 
 
 @dataclass(eq=False, repr=False)
+class ReceiptContent(betterproto2.Message):
+    """
+    End-to-end encrypted delivery or read receipt for earlier messages.
+    """
+
+    type: "ReceiptType" = betterproto2.field(
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: ReceiptType(0)
+    )
+
+    message_ids: "list[str]" = betterproto2.field(2, betterproto2.TYPE_STRING, repeated=True)
+
+    timestamp: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds
+    """
+
+
+default_message_pool.register_message("omega.protocol", "ReceiptContent", ReceiptContent)
+
+
+@dataclass(eq=False, repr=False)
 class SafetyNumberQr(betterproto2.Message):
     """
     What a safety-number QR code holds (docs/protocol.md, "Safety numbers").
@@ -1515,6 +1673,49 @@ default_message_pool.register_message("omega.protocol", "SenderKeyMessage", Send
 
 
 @dataclass(eq=False, repr=False)
+class SessionResetRequest(betterproto2.Message):
+    """
+    Sent by a device that could not decrypt messages from another device: asks
+    that device to run a fresh X3DH and send the listed messages again.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    device_certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the requesting device
+    """
+
+    target_device_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    the device whose messages failed
+    """
+
+    message_ids: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    messages to send again
+    """
+
+    timestamp: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds
+    """
+
+    nonce: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    16 random bytes; a repeated nonce is refused
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SessionResetRequest", SessionResetRequest)
+
+
+@dataclass(eq=False, repr=False)
 class SignedDeviceCertificate(betterproto2.Message):
     """
     A DeviceCertificate with the identity key's signature over its exact bytes.
@@ -1616,6 +1817,29 @@ default_message_pool.register_message("omega.protocol", "SignedPrekeySecret", Si
 
 
 @dataclass(eq=False, repr=False)
+class SignedSessionResetRequest(betterproto2.Message):
+    """
+    A SessionResetRequest and the requesting device's signature over
+    "omega/session-reset/v1" || request.
+    """
+
+    request: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    encoded SessionResetRequest
+    """
+
+    signature: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the requesting device, 64 bytes
+    """
+
+
+default_message_pool.register_message(
+    "omega.protocol", "SignedSessionResetRequest", SignedSessionResetRequest
+)
+
+
+@dataclass(eq=False, repr=False)
 class StickerContent(betterproto2.Message):
     """
     A sticker from a sticker pack.
@@ -1672,3 +1896,18 @@ class TextEntity(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "TextEntity", TextEntity)
+
+
+@dataclass(eq=False, repr=False)
+class TypingContent(betterproto2.Message):
+    """
+    Typing notification; never stored, never acknowledged.
+    """
+
+    typing: "bool" = betterproto2.field(1, betterproto2.TYPE_BOOL)
+    """
+    false: stopped typing
+    """
+
+
+default_message_pool.register_message("omega.protocol", "TypingContent", TypingContent)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import os
 import sys
 import time
@@ -46,6 +47,13 @@ HOME_ENV = "OMEGA_HOME"
 SECRET_FILE = "identity.omega"  # noqa: S105 - a file name, not a secret
 PUBLIC_FILE = "identity.pub"
 PROFILE_FILE = "identity.txt"
+
+SERVE_COMMANDS: dict[str, str] = {}
+"""The servers of ``omega serve``: name -> module. Each module exposes ``HELP``
+(one line), ``configure(parser)`` adding its options, and ``run(args, out) -> int``.
+It imports only the standard library at module level, so that ``omega --help``
+works without the ``server`` extra; ``run`` imports what it needs and raises
+:class:`~omega.errors.ConfigurationError` naming the extra when it is missing."""
 
 
 def default_data_dir() -> Path:
@@ -202,6 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="a guided tour of the SDK on embedded defaults")
     demo.add_argument("--no-qr", action="store_true", help="do not print QR codes")
     demo.set_defaults(handler=cmd_demo)
+
+    if SERVE_COMMANDS:
+        serve = commands.add_parser("serve", help="run a self-hostable server")
+        servers = serve.add_subparsers(dest="server", required=True, metavar="SERVER")
+        for name, module_name in SERVE_COMMANDS.items():
+            module = importlib.import_module(module_name)
+            server = servers.add_parser(name, help=module.HELP)
+            module.configure(server)
+            server.set_defaults(handler=module.run)
     return parser
 
 
