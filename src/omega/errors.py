@@ -6,6 +6,7 @@ or pick the branch it cares about::
 
     OmegaError
     ├── ConfigurationError          a caller passed an invalid value (also ValueError)
+    │   └── MessageTooLargeError    content over the size limit
     ├── DecodeError                 malformed bytes or text (also ValueError)
     │   ├── FrameError
     │   │   ├── FrameTooLargeError  a length prefix announces more than the limit
@@ -25,12 +26,14 @@ or pick the branch it cares about::
     │       └── RevokedDeviceError     the device has been revoked
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
+    │   │   └── UnknownContactError  the user is not a contact (or is blocked)
     │   └── RemoteProtocolError     ... by the remote peer
     │       ├── DuplicateMessageError        a message's key is spent (replay)
     │       ├── TooManySkippedMessagesError  a message skips too many keys
     │       ├── UnknownPrekeyError           a prekey message names a prekey we lack
     │       │   └── PrekeyReusedError        ... a one-time prekey already consumed
-    │       └── UnknownSenderKeyError        a group message names a sender key we lack
+    │       ├── UnknownSenderKeyError        a group message names a sender key we lack
+    │       └── InvalidEnvelopeError         a message envelope fails its checks
     ├── TransportError              a network operation failed
     │   ├── DialError                   no connection could be made to an address
     │   ├── ConnectionClosedError       the stream ended cleanly, or was closed by us
@@ -69,6 +72,7 @@ __all__ = [
     "FrameTooLargeError",
     "HandshakeError",
     "InvalidAddressError",
+    "InvalidEnvelopeError",
     "InvalidKeyError",
     "InvalidQrPayloadError",
     "InvalidSignatureError",
@@ -77,6 +81,7 @@ __all__ = [
     "LocalProtocolError",
     "MalformedFrameError",
     "MessageDecodeError",
+    "MessageTooLargeError",
     "OmegaError",
     "PeerIdentityMismatchError",
     "PrekeyReusedError",
@@ -89,6 +94,7 @@ __all__ = [
     "TooManySkippedMessagesError",
     "TransportError",
     "TransportTimeoutError",
+    "UnknownContactError",
     "UnknownPrekeyError",
     "UnknownSenderKeyError",
     "WrongPassphraseError",
@@ -116,6 +122,12 @@ class ConfigurationError(OmegaError, ValueError):
     """A caller passed a value that a component cannot work with."""
 
     code = "configuration_error"
+
+
+class MessageTooLargeError(ConfigurationError):
+    """A message's content is larger than the limit; ``details`` has ``size`` and ``limit``."""
+
+    code = "message_too_large"
 
 
 class DecodeError(OmegaError, ValueError):
@@ -246,6 +258,15 @@ class RemoteProtocolError(ProtocolError):
     code = "remote_protocol_error"
 
 
+class UnknownContactError(LocalProtocolError):
+    """The operation needs a contact the client does not have, or has blocked.
+
+    ``details["user_id"]`` names the user.
+    """
+
+    code = "unknown_contact"
+
+
 class DuplicateMessageError(RemoteProtocolError):
     """A ratchet or group message whose key is already spent: a replay, or a key evicted long ago.
 
@@ -283,6 +304,17 @@ class UnknownSenderKeyError(RemoteProtocolError):
     """
 
     code = "unknown_sender_key"
+
+
+class InvalidEnvelopeError(RemoteProtocolError):
+    """A received message envelope failed its checks (docs/client-protocol.md).
+
+    Addressed to another device, malformed ids or keys, clear-text metadata
+    set, oversized, or a signature that does not verify;
+    ``details["reason"]`` says which.
+    """
+
+    code = "invalid_envelope"
 
 
 class TransportError(OmegaError):

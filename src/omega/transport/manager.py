@@ -144,10 +144,14 @@ class PeerConnection:
 
     async def send(self, frame: Frame) -> None:
         """Send one application frame (waits while the peer is not reading)."""
+        await self.send_encoded(encode_message(frame))
+
+    async def send_encoded(self, data: bytes) -> None:
+        """Send one application frame already encoded as a ``Frame`` (the outbox keeps them so)."""
         if self.closed.is_set():
             raise ConnectionClosedError(f"connection closed: {self.close_reason}")
         self.last_activity = self._manager.clock.now()
-        await self._channel.send_frame(encode_message(frame))
+        await self._channel.send_frame(data)
 
     async def receive(self) -> Frame:
         """The next application frame; ConnectionClosedError once the connection ended."""

@@ -1,0 +1,557 @@
+"""The inbound path: frames from connections and the store, envelopes, contents.
+
+An envelope is verified (signature, recipient, sender's device), decrypted,
+and its plaintext committed to the key store's inbox in the same transaction
+that saves the advanced ratchet state; only then is it acknowledged. The
+inbox is then applied to the message store (history, edits, deletes,
+receipts) and reported as events. A crash anywhere in between loses nothing:
+the inbox is applied again at start, and applying is idempotent (dedupe by
+sending device and message id).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hmac
+import logging
+
+import betterproto2
+
+from omega.client._core import Core, identity_key_of
+from omega.client._links import Links
+from omega.client._outbox import Outbox
+from omega.client.events import (
+    DecryptionFailed,
+    DeliveryStateChanged,
+    Event,
+    MessageDeleted,
+    MessageEdited,
+    MessageReceived,
+    MessageRefused,
+    ReactionReceived,
+    SessionReset,
+    TypingChanged,
+)
+from omega.crypto import PrekeyStore, RatchetSession, accept_session, verify_device_certificate
+from omega.crypto.devices import device_id
+from omega.crypto.identity import user_id_from_public_key
+from omega.crypto.x3dh import verify_prekey_bundle
+from omega.errors import (
+    CryptoError,
+    DuplicateMessageError,
+    InvalidEnvelopeError,
+    OmegaError,
+    RemoteProtocolError,
+    StorageError,
+    TooManySkippedMessagesError,
+    UnknownPrekeyError,
+)
+from omega.mailbox.base import StoredEnvelope
+from omega.protocol import (
+    Ack,
+    AckStatus,
+    EncryptionKind,
+    Frame,
+    KeyRequest,
+    Message,
+    MessageContent,
+    ReceiptContent,
+    ReceiptType,
+    SessionResetRequest,
+    SignedSessionResetRequest,
+    decode_message,
+    encode_message,
+)
+from omega.session.content import content_kind, decode_content, searchable_text
+from omega.session.envelope import EnvelopeInfo, verify_envelope
+from omega.session.reset import ResetGuard, sign_reset_request, verify_reset_request
+from omega.storage.base import InboxEntry
+from omega.storage.message_base import ContactRecord, DeliveryState, Direction, StoredMessage
+from omega.transport.manager import PeerConnection
+
+__all__ = ["Inbound", "Receipt"]
+
+logger = logging.getLogger("omega.client")
+
+_RESET_CAUSES = (CryptoError, UnknownPrekeyError, TooManySkippedMessagesError)
+_OFFER_INTERVAL_MS = 60_000
+
+
+class Receipt(enum.Enum):
+    """What becomes of an envelope, and so whether it is acknowledged."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REFUSED = "refused"
+    RESET_REQUESTED = "reset_requested"
+    RETRY = "retry"
+    """A local failure (disk): keep it in the store, do not acknowledge."""
+
+
+class _NoSessionError(RemoteProtocolError):
+    code = "no_session"
+
+
+class Inbound:
+    """Receives frames and envelopes for one client."""
+
+    def __init__(self, core: Core, links: Links, outbox: Outbox) -> None:
+        self._core = core
+        self._links = links
+        self._outbox = outbox
+        self._reset_guard = ResetGuard()
+        self._requested_resets: dict[bytes, int] = {}
+        self._offered: dict[bytes, int] = {}
+
+    # -- connections ----------------------------------------------------
+    async def on_connected(self, connection: PeerConnection) -> None:
+        """Introduce ourselves and flush what waits for that device."""
+        await self._links.send(
+            connection, Frame(device_list=self._core.identity.device_list.to_signed())
+        )
+        peer = connection.peer
+        await self._outbox.peer_connected(peer.user_id, peer.device_key)
+
+    async def on_frame(self, connection: PeerConnection, frame: Frame) -> None:
+        """Handle one frame from an authenticated connection."""
+        peer = connection.peer
+        kind, body = betterproto2.which_one_of(frame, "body")
+        if kind == "message" and isinstance(body, Message):
+            outcome = await self.receive_envelope(body, connection=connection)
+            if outcome is not Receipt.RETRY and outcome is not Receipt.RESET_REQUESTED:
+                status = (
+                    AckStatus.REJECTED if outcome is Receipt.REFUSED else AckStatus.DELIVERED
+                )
+                ack = Ack(message_id=body.message_id, timestamp=self._core.now(), status=status)
+                await self._links.send(connection, Frame(ack=ack))
+        elif kind == "ack" and isinstance(body, Ack):
+            if body.status == AckStatus.REJECTED:
+                await self._outbox.rejected(peer.device_key, body.message_id, body.reason)
+            else:
+                await self._outbox.acknowledged(peer.device_key, [body.message_id])
+        elif kind == "key_request" and isinstance(body, KeyRequest):
+            await self._answer_key_request(connection, body)
+        elif kind == "prekey_bundle":
+            assert frame.prekey_bundle is not None  # noqa: S101 - the oneof says so
+            bundle = verify_prekey_bundle(frame.prekey_bundle, user_id=peer.user_id)
+            if hmac.compare_digest(bundle.device_key, peer.device_key):
+                self._outbox.offer_bundle(peer.device_key, bundle)
+        elif kind == "device_list" and frame.device_list is not None:
+            await self._core.accept_device_list(peer.user_id, frame.device_list)
+        elif kind == "session_reset" and isinstance(body, SignedSessionResetRequest):
+            await self.handle_reset(body, expected_user_id=peer.user_id)
+        else:
+            logger.info("event=frame_ignored kind=%s peer=%s", kind or "empty", peer.device_id)
+
+    async def _answer_key_request(self, connection: PeerConnection, request: KeyRequest) -> None:
+        core = self._core
+        device = core.identity.device
+        if request.device_list:
+            await self._links.send(connection, Frame(device_list=core.identity.device_list.to_signed()))
+        if not request.prekey_bundle:
+            return
+        peer_key = connection.peer.device_key
+        now = core.now()
+        last = self._offered.get(peer_key)
+        async with core.keys.transaction() as tx:
+            state = await tx.load_prekeys()
+            if state is None:  # pragma: no cover - the client creates them at start
+                return
+            prekeys = PrekeyStore.from_bytes(state)
+            one_time = None
+            if (last is None or now - last >= _OFFER_INTERVAL_MS) and prekeys.one_time_prekeys:
+                # Spread offers over the pool so two requesters rarely get the same key.
+                pool = prekeys.one_time_prekeys
+                one_time = pool[(now // 1000 + len(self._offered)) % len(pool)].prekey_id
+                self._offered[peer_key] = now
+            bundle = prekeys.build_bundle(device.certificate, one_time_prekey_id=one_time)
+        await self._links.send(connection, Frame(prekey_bundle=bundle))
+
+    # -- the store --------------------------------------------------------
+    async def receive_stored(self, stored: StoredEnvelope) -> bool:
+        """Handle one envelope fetched from the store; True when it may be deleted there."""
+        try:
+            frame = decode_message(Frame, stored.payload)
+        except OmegaError as exc:
+            await self._refused(exc, None, stored.message_id)
+            return True
+        kind, body = betterproto2.which_one_of(frame, "body")
+        if kind == "message" and isinstance(body, Message):
+            outcome = await self.receive_envelope(body, connection=None)
+            if outcome is Receipt.ACCEPTED and body.sender_id.lower() != self._core.user_id:
+                await self._send_delivery_receipt(body)
+            return outcome is not Receipt.RETRY
+        if kind == "session_reset" and isinstance(body, SignedSessionResetRequest):
+            try:
+                request = decode_message(SessionResetRequest, body.request)
+                certificate = request.device_certificate
+                if certificate is None:
+                    raise RemoteProtocolError("reset request without a certificate")
+                claimed = verify_device_certificate(certificate)
+                user_id = user_id_from_public_key(claimed.identity_key)
+                await self.handle_reset(body, expected_user_id=user_id)
+            except OmegaError as exc:
+                await self._refused(exc, None, stored.message_id)
+            return True
+        await self._refused(
+            RemoteProtocolError(f"unexpected {kind or 'empty'} frame in the store"),
+            None,
+            stored.message_id,
+        )
+        return True
+
+    async def _send_delivery_receipt(self, message: Message) -> None:
+        content = MessageContent()
+        content.receipt = _receipt(ReceiptType.DELIVERED, [message.message_id], self._core.now())
+        await self._core.queue(
+            message.sender_id.lower(), content, devices=[message.sender_device_key]
+        )
+
+    # -- envelopes --------------------------------------------------------
+    async def receive_envelope(
+        self, message: Message, *, connection: PeerConnection | None
+    ) -> Receipt:
+        """Verify, decrypt and commit one envelope to the inbox, then apply the inbox."""
+        core = self._core
+        try:
+            info = verify_envelope(message, local_device_key=core.device_key)
+            if connection is not None and not (
+                hmac.compare_digest(connection.peer.device_key, info.sender_device_key)
+                or connection.peer.user_id == info.sender_id
+            ):
+                raise InvalidEnvelopeError(
+                    "envelope relayed by another peer", details={"reason": "relayed"}
+                )
+            contact = await self._sender_contact(info)
+        except OmegaError as exc:
+            await self._refused(exc, message.sender_id, message.message_id)
+            return Receipt.REFUSED
+        if contact is not None and contact.blocked:
+            await self._refused(
+                RemoteProtocolError("the sender is blocked"), info.sender_id, info.message_id
+            )
+            return Receipt.DUPLICATE  # acknowledged, so the sender stops; nothing stored
+        try:
+            fresh = await self._decrypt(info, message)
+        except DuplicateMessageError:
+            return Receipt.DUPLICATE
+        except (_NoSessionError, *_RESET_CAUSES) as exc:
+            await self._request_reset(info, connection, exc)
+            return Receipt.RESET_REQUESTED
+        except StorageError as exc:
+            logger.error("event=inbox_write_failed error=%s", exc.code)
+            return Receipt.RETRY
+        except OmegaError as exc:
+            await self._refused(exc, info.sender_id, info.message_id)
+            return Receipt.REFUSED
+        await self.drain_inbox()
+        return Receipt.ACCEPTED if fresh else Receipt.DUPLICATE
+
+    async def _sender_contact(self, info: EnvelopeInfo) -> ContactRecord | None:
+        """The sender's contact record, creating it for a stranger when allowed."""
+        core = self._core
+        if info.sender_id == core.user_id:
+            if not core.identity.device_list.is_active(info.sender_device_key):
+                raise InvalidEnvelopeError(
+                    "from a device that is not ours", details={"reason": "unknown_device"}
+                )
+            return None
+        async with core.db.transaction() as tx:
+            contact = await tx.get_contact(info.sender_id)
+            if contact is None:
+                if not core.config.accept_unknown_senders:
+                    raise InvalidEnvelopeError(
+                        "the sender is not a contact", details={"reason": "unknown_sender"}
+                    )
+                contact = ContactRecord(
+                    user_id=info.sender_id,
+                    display_name="",
+                    identity_key=identity_key_of(info.sender_id),
+                    added_at=core.now(),
+                )
+                await tx.put_contact(contact)
+        if contact.device_list is not None:
+            device_list = await core.device_list(info.sender_id)
+            if device_list is not None and device_list.is_revoked(info.sender_device_key):
+                raise InvalidEnvelopeError(
+                    "from a revoked device", details={"reason": "revoked_device"}
+                )
+        return contact
+
+    async def _decrypt(self, info: EnvelopeInfo, message: Message) -> bool:
+        core = self._core
+        device_key = info.sender_device_key
+        async with core.keys.transaction() as tx:
+            state = await tx.load_session(device_key)
+            existing = RatchetSession.from_bytes(state) if state is not None else None
+            if info.encryption is EncryptionKind.PREKEY:
+                prekey_state = await tx.load_prekeys()
+                if prekey_state is None:  # pragma: no cover - created at start
+                    raise _NoSessionError("no prekeys")
+                prekeys = PrekeyStore.from_bytes(prekey_state)
+                accepted = accept_session(
+                    core.identity.device,
+                    prekeys,
+                    message.encrypted_content,
+                    now=core.now(),
+                    expected_user_id=info.sender_id,
+                    existing_session=existing,
+                )
+                if not hmac.compare_digest(accepted.remote_certificate.device_key, device_key):
+                    raise InvalidEnvelopeError(
+                        "prekey message of another device", details={"reason": "device_mismatch"}
+                    )
+                session, plaintext = accepted.session, accepted.plaintext
+                if accepted.new_session:
+                    await tx.save_prekeys(prekeys.to_bytes())
+            elif info.encryption is EncryptionKind.RATCHET:
+                if existing is None:
+                    raise _NoSessionError("no session with the sending device")
+                if existing.remote_user_id != info.sender_id:
+                    raise InvalidEnvelopeError(
+                        "session belongs to another user", details={"reason": "user_mismatch"}
+                    )
+                plaintext = existing.decrypt(message.encrypted_content)
+                session = existing
+            else:
+                raise RemoteProtocolError("group messages need a group (not supported yet)")
+            await tx.save_session(device_key, session.to_bytes())
+            wrapper = dataclasses.replace(message, encrypted_content=plaintext)
+            return await tx.add_to_inbox(
+                InboxEntry(
+                    message_id=message.message_id,
+                    sender_device_key=device_key,
+                    plaintext=encode_message(wrapper),
+                    received_at=core.now(),
+                )
+            )
+
+    async def _request_reset(
+        self, info: EnvelopeInfo, connection: PeerConnection | None, cause: OmegaError
+    ) -> None:
+        core = self._core
+        now = core.now()
+        await core.emit(
+            DecryptionFailed(
+                sender_id=info.sender_id,
+                device_id=_device_id(info.sender_device_key),
+                message_id=info.message_id,
+                reason=cause.message,
+            )
+        )
+        last = self._requested_resets.get(info.sender_device_key)
+        if last is not None and now - last < 10_000:
+            return
+        self._requested_resets[info.sender_device_key] = now
+        signed = sign_reset_request(
+            core.identity.device,
+            target_device_key=info.sender_device_key,
+            message_ids=[info.message_id],
+            now=now,
+            rng=core.rng,
+        )
+        frame = Frame(session_reset=signed)
+        if connection is not None and await self._links.send(connection, frame):
+            return
+        if core.mailbox is not None:
+            try:
+                await core.mailbox.deposit(
+                    info.sender_device_key, core.new_message_id(), encode_message(frame)
+                )
+            except OmegaError as exc:
+                logger.warning("event=reset_deposit_failed error=%s", exc.code)
+
+    async def handle_reset(self, signed: SignedSessionResetRequest, *, expected_user_id: str) -> None:
+        """Verify a reset request and start over with the requesting device."""
+        core = self._core
+        verified = verify_reset_request(
+            signed,
+            local_device_key=core.device_key,
+            expected_user_id=expected_user_id,
+            now=core.now(),
+        )
+        if verified.user_id != core.user_id:
+            async with core.db.transaction() as tx:
+                contact = await tx.get_contact(verified.user_id)
+            if contact is None or contact.blocked:
+                raise RemoteProtocolError("reset request from someone who is not a contact")
+        if not self._reset_guard.admit(verified, now=core.now()):
+            logger.info("event=reset_throttled device=%s", _device_id(verified.device_key))
+            return
+        async with core.keys.transaction() as tx:
+            await tx.delete_session(verified.device_key)
+        resent = await self._outbox.resend_to(verified.device_key)
+        await core.emit(
+            SessionReset(
+                user_id=verified.user_id, device_id=_device_id(verified.device_key), resent=resent
+            )
+        )
+
+    async def _refused(self, exc: OmegaError, sender_id: str | None, message_id: str | None) -> None:
+        logger.warning(
+            "event=refused sender=%s message=%s error=%s reason=%s",
+            sender_id,
+            message_id,
+            exc.code,
+            exc.message,
+        )
+        await self._core.emit(
+            MessageRefused(
+                code=exc.code,
+                reason=exc.message,
+                sender_id=sender_id,
+                message_id=message_id,
+            )
+        )
+
+    # -- the inbox ----------------------------------------------------------
+    async def drain_inbox(self) -> None:
+        """Apply every decrypted message waiting in the key store's inbox."""
+        core = self._core
+        while True:
+            async with core.keys.transaction() as tx:
+                entries = await tx.inbox(100)
+            if not entries:
+                return
+            for entry in entries:
+                try:
+                    events = await self._apply(entry)
+                except OmegaError as exc:
+                    await self._refused(exc, None, entry.message_id)
+                    events = []
+                async with core.keys.transaction() as tx:
+                    await tx.remove_from_inbox([entry.message_id])
+                for event in events:
+                    await core.emit(event)
+
+    async def _apply(self, entry: InboxEntry) -> list[Event]:
+        core = self._core
+        wrapper = decode_message(Message, entry.plaintext)
+        content = decode_content(wrapper.encrypted_content)
+        sender_id = wrapper.sender_id.lower()
+        own = sender_id == core.user_id
+        conversation = wrapper.recipient_id if own else sender_id
+        kind = content_kind(content)
+        now = core.now()
+        async with core.db.transaction() as tx:
+            if not await tx.mark_seen(entry.sender_device_key, wrapper.message_id, now):
+                return []
+        if kind == "typing":
+            typing = content.typing
+            assert typing is not None  # noqa: S101 - the oneof says so
+            return [] if own else [TypingChanged(user_id=sender_id, typing=typing.typing)]
+        if kind == "receipt":
+            return [] if own else await self._apply_receipt(entry, content, conversation)
+        if kind == "sender_key_distribution":
+            logger.info("event=ignored kind=sender_key_distribution sender=%s", sender_id)
+            return []
+        if kind in ("edit", "delete"):
+            return await self._apply_change(wrapper, content, conversation, sender_id)
+        stored = StoredMessage(
+            message_id=wrapper.message_id,
+            conversation_id=conversation,
+            sender_id=sender_id,
+            sender_device_key=entry.sender_device_key,
+            direction=Direction.OUTGOING if own else Direction.INCOMING,
+            timestamp=wrapper.timestamp,
+            received_at=entry.received_at,
+            content=wrapper.encrypted_content,
+            text=searchable_text(content),
+            state=(
+                DeliveryState.SENT
+                if own
+                else DeliveryState.READ
+                if kind == "reaction"
+                else DeliveryState.DELIVERED
+            ),
+            reply_to=content.reply_to,
+            expires_at=(
+                wrapper.timestamp + content.ttl_seconds * 1000
+                if content.ttl_seconds is not None
+                else None
+            ),
+        )
+        async with core.db.transaction() as tx:
+            if not await tx.add_message(stored):
+                return []
+        if kind == "reaction":
+            reaction = content.reaction
+            assert reaction is not None  # noqa: S101 - the oneof says so
+            return [
+                ReactionReceived(
+                    conversation_id=conversation,
+                    target_message_id=reaction.target_message_id,
+                    sender_id=sender_id,
+                    emoji=reaction.emoji,
+                )
+            ]
+        return [MessageReceived(message=stored, content=content)]
+
+    async def _apply_receipt(
+        self, entry: InboxEntry, content: MessageContent, conversation: str
+    ) -> list[Event]:
+        receipt = content.receipt
+        assert receipt is not None  # noqa: S101 - the oneof says so
+        await self._outbox.acknowledged(entry.sender_device_key, receipt.message_ids)
+        if receipt.type != ReceiptType.READ:
+            return []
+        events: list[Event] = []
+        async with self._core.db.transaction() as tx:
+            for message_id in receipt.message_ids:
+                message = await tx.get_message(conversation, message_id)
+                if message is None or message.direction is not Direction.OUTGOING:
+                    continue
+                if await tx.set_message_state(conversation, message_id, DeliveryState.READ):
+                    events.append(
+                        DeliveryStateChanged(
+                            conversation_id=conversation,
+                            message_id=message_id,
+                            state=DeliveryState.READ,
+                        )
+                    )
+        return events
+
+    async def _apply_change(
+        self, wrapper: Message, content: MessageContent, conversation: str, sender_id: str
+    ) -> list[Event]:
+        kind = content_kind(content)
+        change = content.edit if kind == "edit" else content.delete
+        assert change is not None  # noqa: S101 - the oneof says so
+        async with self._core.db.transaction() as tx:
+            target = await tx.get_message(conversation, change.target_message_id)
+            if target is None or target.sender_id != sender_id or target.deleted:
+                logger.info(
+                    "event=change_ignored kind=%s target=%s", kind, change.target_message_id
+                )
+                return []
+            if kind == "edit":
+                assert content.edit is not None and content.edit.text is not None  # noqa: S101
+                new_content = MessageContent(text=content.edit.text, reply_to=target.reply_to)
+                updated = dataclasses.replace(
+                    target,
+                    content=encode_message(new_content),
+                    text=content.edit.text.text,
+                    edited_at=wrapper.timestamp,
+                )
+                await tx.replace_message(updated)
+                return [MessageEdited(message=updated)]
+            tombstone = dataclasses.replace(target, content=b"", text="", deleted=True)
+            await tx.replace_message(tombstone)
+        return [
+            MessageDeleted(
+                conversation_id=conversation,
+                message_id=target.message_id,
+                for_everyone=True,
+                deleted_by=sender_id,
+            )
+        ]
+
+
+def _receipt(kind: ReceiptType, message_ids: list[str], now: int) -> ReceiptContent:
+    return ReceiptContent(type=kind, message_ids=message_ids, timestamp=now)
+
+
+def _device_id(device_key: bytes) -> str:
+    return device_id(device_key)
+
