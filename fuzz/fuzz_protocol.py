@@ -35,6 +35,9 @@ TARGETS = (
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
     proto.SessionResetRequest,
+    proto.PeerRecord,
+    proto.SignedPeerRecord,
+    proto.DhtRecord,
 )
 
 

@@ -23,7 +23,9 @@ or pick the branch it cares about::
     │   │   └── WrongPassphraseError
     │   └── CertificateError        a device certificate or device list is invalid
     │       ├── StaleDeviceListError   older than the one already accepted
-    │       └── RevokedDeviceError     the device has been revoked
+    │       ├── RevokedDeviceError     the device has been revoked
+    │       ├── ExpiredRecordError     a signed peer record is past its expiry
+    │       └── StaleRecordError       a signed peer record older than the one held
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
     │   │   └── UnknownContactError  the user is not a contact (or is blocked)
@@ -41,8 +43,9 @@ or pick the branch it cares about::
     │   ├── TransportTimeoutError       a dial, handshake or idle timeout expired
     │   ├── ConnectionLimitError        a limit on connections or handshakes was reached
     │   ├── SecureChannelError          an established secure channel got a bad record
-    │   └── HandshakeError              the secure-channel handshake failed
-    │       └── PeerIdentityMismatchError  the peer is not the user or device expected
+    │   ├── HandshakeError              the secure-channel handshake failed
+    │   │   └── PeerIdentityMismatchError  the peer is not the user or device expected
+    │   └── DiscoveryError              the DHT could not be joined or would not store a record
     └── StorageError                a store failed, or holds data it cannot read
         └── CorruptDataError
 
@@ -67,7 +70,9 @@ __all__ = [
     "DecodeError",
     "DecryptionError",
     "DialError",
+    "DiscoveryError",
     "DuplicateMessageError",
+    "ExpiredRecordError",
     "FrameError",
     "FrameTooLargeError",
     "HandshakeError",
@@ -90,6 +95,7 @@ __all__ = [
     "RevokedDeviceError",
     "SecureChannelError",
     "StaleDeviceListError",
+    "StaleRecordError",
     "StorageError",
     "TooManySkippedMessagesError",
     "TransportError",
@@ -240,6 +246,18 @@ class RevokedDeviceError(CertificateError):
     code = "revoked_device"
 
 
+class ExpiredRecordError(CertificateError):
+    """A signed peer record is past its expiry time."""
+
+    code = "expired_record"
+
+
+class StaleRecordError(CertificateError):
+    """A signed peer record is not newer than the one already held for the device."""
+
+    code = "stale_record"
+
+
 class ProtocolError(OmegaError):
     """A rule of the Omega protocol was broken."""
 
@@ -377,6 +395,12 @@ class PeerIdentityMismatchError(HandshakeError):
     """The peer proved an identity, but not the user (or device) the dialer expected."""
 
     code = "peer_identity_mismatch"
+
+
+class DiscoveryError(TransportError):
+    """The DHT could not be joined, or no reachable node would store a record."""
+
+    code = "discovery_failed"
 
 
 class StorageError(OmegaError):

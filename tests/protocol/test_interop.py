@@ -51,6 +51,9 @@ WIRE_MESSAGES = [
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
     proto.SessionResetRequest,
+    proto.PeerRecord,
+    proto.SignedPeerRecord,
+    proto.DhtRecord,
 ]
 
 

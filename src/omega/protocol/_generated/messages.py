@@ -15,6 +15,7 @@ __all__ = (
     "DeviceList",
     "DeviceRevocation",
     "DeviceSecret",
+    "DhtRecord",
     "EditContent",
     "EncryptedIdentity",
     "EncryptionKind",
@@ -36,6 +37,7 @@ __all__ = (
     "OneTimePrekey",
     "OneTimePrekeySecret",
     "OutboundSenderKeyState",
+    "PeerRecord",
     "PendingPrekeyState",
     "PermissionLevel",
     "Ping",
@@ -57,6 +59,7 @@ __all__ = (
     "SessionResetRequest",
     "SignedDeviceCertificate",
     "SignedDeviceList",
+    "SignedPeerRecord",
     "SignedPrekey",
     "SignedPrekeySecret",
     "SignedSessionResetRequest",
@@ -531,6 +534,33 @@ class DeviceSecret(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "DeviceSecret", DeviceSecret)
+
+
+@dataclass(eq=False, repr=False)
+class DhtRecord(betterproto2.Message):
+    """
+    One value stored in the Omega DHT (docs/discovery.md, "DHT keys and values").
+
+    Oneofs:
+        - record:
+    """
+
+    device_list: "SignedDeviceList | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True, group="record"
+    )
+    """
+    stored under the user's device-list key
+    """
+
+    peer_record: "SignedPeerRecord | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True, group="record"
+    )
+    """
+    stored under the device's peer-record key
+    """
+
+
+default_message_pool.register_message("omega.protocol", "DhtRecord", DhtRecord)
 
 
 @dataclass(eq=False, repr=False)
@@ -1128,6 +1158,61 @@ class OutboundSenderKeyState(betterproto2.Message):
 default_message_pool.register_message(
     "omega.protocol", "OutboundSenderKeyState", OutboundSenderKeyState
 )
+
+
+@dataclass(eq=False, repr=False)
+class PeerRecord(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------
+    Discovery (docs/discovery.md).
+    ---------------------------------------------------------------------------
+
+    Where one device can be reached now. Always carried as bytes inside
+    SignedPeerRecord: the device key's signature covers exactly those bytes.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    user_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    canonical user id of the device's owner
+    """
+
+    device_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 public key of the device, 32 bytes
+    """
+
+    addresses: "list[str]" = betterproto2.field(4, betterproto2.TYPE_STRING, repeated=True)
+    """
+    direct transport addresses (docs/transports.md), canonical text
+    """
+
+    relays: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+    """
+    relay addresses that reach the device, canonical text
+    """
+
+    mailboxes: "list[str]" = betterproto2.field(6, betterproto2.TYPE_STRING, repeated=True)
+    """
+    store-and-forward server base URLs (http:// or https://)
+    """
+
+    sequence: "int" = betterproto2.field(7, betterproto2.TYPE_UINT64)
+    """
+    version of the record; a newer record has a higher sequence
+    """
+
+    expires_at: "int" = betterproto2.field(8, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds; the record is void from then on
+    """
+
+
+default_message_pool.register_message("omega.protocol", "PeerRecord", PeerRecord)
 
 
 @dataclass(eq=False, repr=False)
@@ -1755,6 +1840,34 @@ class SignedDeviceList(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "SignedDeviceList", SignedDeviceList)
+
+
+@dataclass(eq=False, repr=False)
+class SignedPeerRecord(betterproto2.Message):
+    """
+    A PeerRecord with the device key's signature over its exact bytes, and the
+    identity's certificate for that device key, so that it verifies standalone.
+    """
+
+    peer_record: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    encoded PeerRecord
+    """
+
+    signature: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the device key over "omega/peer-record/v1" || peer_record
+    """
+
+    certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the identity key's certificate for the device key
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SignedPeerRecord", SignedPeerRecord)
 
 
 @dataclass(eq=False, repr=False)
