@@ -45,7 +45,12 @@ or pick the branch it cares about::
     │   ├── SecureChannelError          an established secure channel got a bad record
     │   ├── HandshakeError              the secure-channel handshake failed
     │   │   └── PeerIdentityMismatchError  the peer is not the user or device expected
-    │   └── DiscoveryError              the DHT could not be joined or would not store a record
+    │   ├── DiscoveryError              the DHT could not be joined or would not store a record
+    │   ├── ServerUnavailableError      a server cannot be reached or failed; retry later
+    │   └── RequestRejectedError        a server refused a request (its reason in ``reason``)
+    │       ├── AuthenticationFailedError  a forged, expired or replayed auth challenge
+    │       ├── QuotaExceededError         a size or count quota is exhausted
+    │       └── RateLimitedError           too many requests from one source
     └── StorageError                a store failed, or holds data it cannot read
         └── CorruptDataError
 
@@ -60,6 +65,7 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 __all__ = [
+    "AuthenticationFailedError",
     "CertificateError",
     "ConfigurationError",
     "ConnectionClosedError",
@@ -90,10 +96,14 @@ __all__ = [
     "OmegaError",
     "PeerIdentityMismatchError",
     "PrekeyReusedError",
+    "QuotaExceededError",
+    "RateLimitedError",
     "ProtocolError",
     "RemoteProtocolError",
+    "RequestRejectedError",
     "RevokedDeviceError",
     "SecureChannelError",
+    "ServerUnavailableError",
     "StaleDeviceListError",
     "StaleRecordError",
     "StorageError",
@@ -401,6 +411,45 @@ class DiscoveryError(TransportError):
     """The DHT could not be joined, or no reachable node would store a record."""
 
     code = "discovery_failed"
+
+class ServerUnavailableError(TransportError):
+    """A server could not be reached, timed out, or failed on its side (retry later)."""
+
+    code = "server_unavailable"
+
+
+class RequestRejectedError(TransportError):
+    """A server refused a request; ``reason`` is the machine-readable code it gave."""
+
+    code = "request_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        details: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.reason = reason if reason is not None else self.code
+
+
+class AuthenticationFailedError(RequestRejectedError):
+    """An authentication challenge was forged, expired, replayed or signed by another key."""
+
+    code = "authentication_failed"
+
+
+class QuotaExceededError(RequestRejectedError):
+    """A size or count quota is exhausted (a full mailbox, an oversized payload)."""
+
+    code = "quota_exceeded"
+
+
+class RateLimitedError(RequestRejectedError):
+    """One source sent more requests than its rate limit allows; retry later."""
+
+    code = "rate_limited"
 
 
 class StorageError(OmegaError):
