@@ -412,6 +412,7 @@ class DiscoveryError(TransportError):
 
     code = "discovery_failed"
 
+
 class ServerUnavailableError(TransportError):
     """A server could not be reached, timed out, or failed on its side (retry later)."""
 

@@ -136,7 +136,7 @@ class Core:
                 try:
                     result = handler(event)
                     if hasattr(result, "__await__"):
-                        await result  # type: ignore[misc]
+                        await result
                 except Exception:
                     logger.exception("event=handler_failed handler=%r", handler)
 

@@ -33,7 +33,7 @@ from omega.client.events import (
     SessionReset,
     TypingChanged,
 )
-from omega.crypto import PrekeyStore, RatchetSession, accept_session, verify_device_certificate
+from omega.crypto import PrekeyStore, RatchetSession, accept_session
 from omega.crypto.devices import device_id
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.x3dh import verify_prekey_bundle
@@ -51,6 +51,7 @@ from omega.mailbox.base import StoredEnvelope
 from omega.protocol import (
     Ack,
     AckStatus,
+    DeviceCertificate,
     EncryptionKind,
     Frame,
     KeyRequest,
@@ -120,9 +121,7 @@ class Inbound:
         if kind == "message" and isinstance(body, Message):
             outcome = await self.receive_envelope(body, connection=connection)
             if outcome is not Receipt.RETRY and outcome is not Receipt.RESET_REQUESTED:
-                status = (
-                    AckStatus.REJECTED if outcome is Receipt.REFUSED else AckStatus.DELIVERED
-                )
+                status = AckStatus.REJECTED if outcome is Receipt.REFUSED else AckStatus.DELIVERED
                 ack = Ack(message_id=body.message_id, timestamp=self._core.now(), status=status)
                 await self._links.send(connection, Frame(ack=ack))
         elif kind == "ack" and isinstance(body, Ack):
@@ -133,7 +132,7 @@ class Inbound:
         elif kind == "key_request" and isinstance(body, KeyRequest):
             await self._answer_key_request(connection, body)
         elif kind == "prekey_bundle":
-            assert frame.prekey_bundle is not None  # noqa: S101 - the oneof says so
+            assert frame.prekey_bundle is not None
             bundle = verify_prekey_bundle(frame.prekey_bundle, user_id=peer.user_id)
             if hmac.compare_digest(bundle.device_key, peer.device_key):
                 self._outbox.offer_bundle(peer.device_key, bundle)
@@ -148,7 +147,9 @@ class Inbound:
         core = self._core
         device = core.identity.device
         if request.device_list:
-            await self._links.send(connection, Frame(device_list=core.identity.device_list.to_signed()))
+            await self._links.send(
+                connection, Frame(device_list=core.identity.device_list.to_signed())
+            )
         if not request.prekey_bundle:
             return
         peer_key = connection.peer.device_key
@@ -188,7 +189,7 @@ class Inbound:
                 certificate = request.device_certificate
                 if certificate is None:
                     raise RemoteProtocolError("reset request without a certificate")
-                claimed = verify_device_certificate(certificate)
+                claimed = decode_message(DeviceCertificate, certificate.certificate)
                 user_id = user_id_from_public_key(claimed.identity_key)
                 await self.handle_reset(body, expected_user_id=user_id)
             except OmegaError as exc:
@@ -362,7 +363,9 @@ class Inbound:
             except OmegaError as exc:
                 logger.warning("event=reset_deposit_failed error=%s", exc.code)
 
-    async def handle_reset(self, signed: SignedSessionResetRequest, *, expected_user_id: str) -> None:
+    async def handle_reset(
+        self, signed: SignedSessionResetRequest, *, expected_user_id: str
+    ) -> None:
         """Verify a reset request and start over with the requesting device."""
         core = self._core
         verified = verify_reset_request(
@@ -388,7 +391,9 @@ class Inbound:
             )
         )
 
-    async def _refused(self, exc: OmegaError, sender_id: str | None, message_id: str | None) -> None:
+    async def _refused(
+        self, exc: OmegaError, sender_id: str | None, message_id: str | None
+    ) -> None:
         logger.warning(
             "event=refused sender=%s message=%s error=%s reason=%s",
             sender_id,
@@ -439,7 +444,7 @@ class Inbound:
                 return []
         if kind == "typing":
             typing = content.typing
-            assert typing is not None  # noqa: S101 - the oneof says so
+            assert typing is not None
             return [] if own else [TypingChanged(user_id=sender_id, typing=typing.typing)]
         if kind == "receipt":
             return [] if own else await self._apply_receipt(entry, content, conversation)
@@ -477,7 +482,7 @@ class Inbound:
                 return []
         if kind == "reaction":
             reaction = content.reaction
-            assert reaction is not None  # noqa: S101 - the oneof says so
+            assert reaction is not None
             return [
                 ReactionReceived(
                     conversation_id=conversation,
@@ -492,7 +497,7 @@ class Inbound:
         self, entry: InboxEntry, content: MessageContent, conversation: str
     ) -> list[Event]:
         receipt = content.receipt
-        assert receipt is not None  # noqa: S101 - the oneof says so
+        assert receipt is not None
         await self._outbox.acknowledged(entry.sender_device_key, receipt.message_ids)
         if receipt.type != ReceiptType.READ:
             return []
@@ -517,7 +522,7 @@ class Inbound:
     ) -> list[Event]:
         kind = content_kind(content)
         change = content.edit if kind == "edit" else content.delete
-        assert change is not None  # noqa: S101 - the oneof says so
+        assert change is not None
         async with self._core.db.transaction() as tx:
             target = await tx.get_message(conversation, change.target_message_id)
             if target is None or target.sender_id != sender_id or target.deleted:
@@ -526,7 +531,8 @@ class Inbound:
                 )
                 return []
             if kind == "edit":
-                assert content.edit is not None and content.edit.text is not None  # noqa: S101
+                assert content.edit is not None
+                assert content.edit.text is not None
                 new_content = MessageContent(text=content.edit.text, reply_to=target.reply_to)
                 updated = dataclasses.replace(
                     target,
@@ -554,4 +560,3 @@ def _receipt(kind: ReceiptType, message_ids: list[str], now: int) -> ReceiptCont
 
 def _device_id(device_key: bytes) -> str:
     return device_id(device_key)
-

@@ -132,9 +132,7 @@ class Links:
         if not addresses:
             return None
         try:
-            connection = await self._core.manager.connect(
-                user_id, addresses, device_key=device_key
-            )
+            connection = await self._core.manager.connect(user_id, addresses, device_key=device_key)
         except OmegaError as exc:
             logger.info("event=dial_failed user=%s error=%s", user_id, exc.code)
             return None

@@ -112,7 +112,7 @@ class Outbox:
                 await self._record(core.engine.apply(entry, Outcome.NOT_READY, now=core.now()))
                 return
             entry = sealed
-        assert entry.ciphertext is not None  # noqa: S101 - set just above
+        assert entry.ciphertext is not None
         connection = self._links.connected(owner, entry.recipient_device_key)
         direct_possible = connection is not None or bool(
             await self._links.addresses(owner, entry.recipient_device_key)
@@ -143,9 +143,11 @@ class Outbox:
         async with self._core.db.transaction() as tx:
             contact = await tx.get_contact(owner)
         held = contact.held_devices if contact is not None else None
-        return bool(held) and any(
+        if not held:
+            return False
+        return any(
             hmac.compare_digest(held[i : i + 32], entry.recipient_device_key)
-            for i in range(0, len(held or b""), 32)
+            for i in range(0, len(held), 32)
         )
 
     @staticmethod
@@ -260,7 +262,7 @@ class Outbox:
         connection = await self._links.connect(owner, entry.recipient_device_key)
         if connection is None:
             return Outcome.DIRECT_FAILED
-        assert entry.ciphertext is not None  # noqa: S101 - encrypted before
+        assert entry.ciphertext is not None
         try:
             await connection.send_encoded(entry.ciphertext)
         except OmegaError as exc:
@@ -270,7 +272,8 @@ class Outbox:
 
     async def _deposit(self, entry: OutboxEntry) -> Outcome:
         mailbox = self._core.mailbox
-        assert mailbox is not None and entry.ciphertext is not None  # noqa: S101 - checked
+        assert mailbox is not None
+        assert entry.ciphertext is not None
         ttl = max(1, (entry.expires_at - self._core.now()) // 1000)
         try:
             await mailbox.deposit(

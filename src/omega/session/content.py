@@ -92,19 +92,19 @@ def _problem(content: MessageContent) -> str | None:
             return f"{kind} needs a target message id of 1..256 characters"
     if kind == "location":
         location = content.location
-        assert location is not None  # noqa: S101 - the oneof says so
+        assert location is not None
         if not (math.isfinite(location.latitude) and -90 <= location.latitude <= 90):
             return "latitude must be in -90..90"
         if not (math.isfinite(location.longitude) and -180 <= location.longitude <= 180):
             return "longitude must be in -180..180"
     if kind == "receipt":
         receipt = content.receipt
-        assert receipt is not None  # noqa: S101 - the oneof says so
+        assert receipt is not None
         if not 0 < len(receipt.message_ids) <= 1000:
             return "a receipt names 1..1000 message ids"
     if kind == "edit":
         edit = content.edit
-        assert edit is not None  # noqa: S101 - the oneof says so
+        assert edit is not None
         if edit.text is None:
             return "an edit carries the new text"
     return None

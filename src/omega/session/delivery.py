@@ -12,14 +12,15 @@ only forward through the table :data:`TRANSITIONS`::
        \\_____________________(expired, rejected)__________________> FAILED
 
 Each attempt picks a path with :meth:`DeliveryEngine.choose_path`: directly
-over a secure channel while fewer than ``direct_attempts`` attempts were made
-(failed, or sent without an acknowledgement) and the peer may be reachable, else through the store-and-forward
-server, else wait. Failed attempts back off exponentially with jitter from
-the injected RNG; a direct send that is not acknowledged within
-``ack_timeout`` is sent again (the receiver drops the duplicate by message
-id and acknowledges again). A deposit is not repeated: the server keeps the
-message until the device fetches it; when the peer connects directly, the
-driver calls :meth:`DeliveryEngine.peer_connected` to resend sooner.
+over a secure channel while fewer than ``direct_attempts`` attempts were
+made (failed, or sent without an acknowledgement) and the peer may be
+reachable, else through the store-and-forward server, else wait. Failed
+attempts back off exponentially with jitter from the injected RNG; a direct
+send that is not acknowledged within ``ack_timeout`` is sent again (the
+receiver drops the duplicate by message id and acknowledges again). A
+deposit is not repeated: the server keeps the message until the device
+fetches it; when the peer connects directly, the driver calls
+:meth:`DeliveryEngine.peer_connected` to resend sooner.
 """
 
 from __future__ import annotations
@@ -169,7 +170,9 @@ class DeliveryEngine:
         self, entry: OutboxEntry, *, direct_possible: bool, store_possible: bool
     ) -> Path:
         """The path of the next attempt for ``entry``."""
-        if direct_possible and (entry.attempts < self._config.direct_attempts or not store_possible):
+        if direct_possible and (
+            entry.attempts < self._config.direct_attempts or not store_possible
+        ):
             return Path.DIRECT
         if store_possible:
             return Path.STORE
@@ -226,4 +229,6 @@ class DeliveryEngine:
         """
         if entry.state not in (_P, _S):
             return entry
-        return dataclasses.replace(entry, attempts=0, next_attempt_at=min(now, entry.next_attempt_at))
+        return dataclasses.replace(
+            entry, attempts=0, next_attempt_at=min(now, entry.next_attempt_at)
+        )

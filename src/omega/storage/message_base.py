@@ -161,6 +161,9 @@ class ContactRecord:
     """Its sequence number; -1 when there is none."""
     pending_identity_key: bytes | None = None
     """A changed identity key seen for them, not yet accepted by the user (32 bytes)."""
+    held_devices: bytes | None = None
+    """Keys (32 bytes each, concatenated) of devices added to their list since the
+    user verified them: messages to those devices wait until the user accepts."""
     added_at: int
     """When they were added, Unix milliseconds."""
 
@@ -177,6 +180,11 @@ class ContactRecord:
         if not -1 <= sequence < 1 << 63:
             raise ConfigurationError("device_list_sequence must be in -1..2**63-1")
         check_optional_device_key(self.pending_identity_key, "pending_identity_key")
+        held = self.held_devices
+        if held is not None and (
+            not isinstance(held, bytes) or not held or len(held) % 32 or len(held) > 32 * 1024
+        ):
+            raise ConfigurationError("held_devices must be whole 32-byte device keys")
         check_time(self.added_at, "added_at")
 
 

@@ -1,0 +1,833 @@
+"""The :class:`Client`: Omega's high-level async API for one device."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from omega.client._core import Core, system_wall_clock
+from omega.client._inbound import Inbound
+from omega.client._links import Links
+from omega.client._outbox import Outbox
+from omega.client.config import ClientConfig
+from omega.client.datadir import DataDir, store_key
+from omega.client.events import Event, MessageDeleted, MessageExpired
+from omega.crypto import ContactUri, Identity, PrekeyStore, SafetyNumber
+from omega.crypto.identity import public_key_from_user_id
+from omega.crypto.random import RandomSource, system_random
+from omega.discovery.base import Publisher, Resolver
+from omega.discovery.records import sign_peer_record
+from omega.errors import (
+    ConfigurationError,
+    InvalidUriError,
+    LocalProtocolError,
+    OmegaError,
+    UnknownContactError,
+)
+from omega.mailbox.base import KeyDirectory, Mailbox
+from omega.protocol import (
+    ContactContent,
+    DeleteContent,
+    DeleteScope,
+    EditContent,
+    LocationContent,
+    MediaContent,
+    MessageContent,
+    ReactionContent,
+    ReceiptContent,
+    ReceiptType,
+    StickerContent,
+    TextContent,
+    TextEntity,
+    TypingContent,
+    decode_message,
+)
+from omega.session.content import content_kind, encode_content, searchable_text
+from omega.storage.base import KeyStore
+from omega.storage.message_base import (
+    ContactRecord,
+    ConversationRecord,
+    DeliveryState,
+    Direction,
+    MessageStore,
+    StoredMessage,
+)
+from omega.storage.message_sqlite import SQLiteMessageStore
+from omega.storage.sqlite import SQLiteKeyStore
+from omega.transport.address import Address
+from omega.transport.clock import Clock
+from omega.transport.manager import ConnectionManager
+from omega.transport.noise import NoiseCredentials
+from omega.transport.registry import TransportRegistry
+from omega.transport.tcp import TcpTransport
+from omega.transport.websocket import WebSocketTransport
+
+__all__ = ["Client", "standard_registry"]
+
+logger = logging.getLogger("omega.client")
+E = TypeVar("E", bound=Event)
+
+
+def standard_registry() -> TransportRegistry:
+    """A registry with the transports every client can use: TCP and WebSocket (and QUIC
+    when ``aioquic`` is installed)."""
+    registry = TransportRegistry()
+    registry.register("tcp", TcpTransport)
+    registry.register("ws", WebSocketTransport)
+    try:
+        from omega.transport.quic import QuicTransport
+    except ImportError:  # pragma: no cover - the quic extra is missing
+        return registry
+    registry.register("quic-v1", QuicTransport)
+    return registry
+
+
+class Client:
+    """One device of an Omega user: contacts, end-to-end encrypted messages, history.
+
+    Build one from a data directory (:meth:`from_data_dir`) or from injected
+    parts, then use it in ``async with``: entering opens the stores, starts
+    listening on ``listen``, publishes this device (prekeys to the key
+    directory, device list and peer record to the publisher) and starts
+    delivering; leaving stops everything cleanly (nothing is lost: the outbox
+    and inbox are persistent).
+    """
+
+    def __init__(
+        self,
+        *,
+        identity: Identity,
+        key_store: KeyStore,
+        message_store: MessageStore,
+        transports: TransportRegistry | None = None,
+        listen: Sequence[Address | str] = (),
+        resolver: Resolver | None = None,
+        publisher: Publisher | None = None,
+        mailbox: Mailbox | None = None,
+        key_directory: KeyDirectory | None = None,
+        mailbox_urls: Sequence[str] = (),
+        config: ClientConfig | None = None,
+        clock: Clock | None = None,
+        wall_clock: Callable[[], int] = system_wall_clock,
+        rng: RandomSource = system_random,
+        owns_stores: bool = False,
+    ) -> None:
+        config = config or ClientConfig()
+        self._listen = tuple(a if isinstance(a, Address) else Address.parse(a) for a in listen)
+        manager = ConnectionManager(
+            transports if transports is not None else standard_registry(),
+            NoiseCredentials.from_identity(identity, rng=rng),
+            config=config.connections,
+            clock=clock,
+            rng=rng,
+        )
+        self._core = Core(
+            identity=identity,
+            key_store=key_store,
+            message_store=message_store,
+            manager=manager,
+            config=config,
+            resolver=resolver,
+            mailbox=mailbox,
+            key_directory=key_directory,
+            wall_clock=wall_clock,
+            rng=rng,
+        )
+        self._publisher = publisher
+        self._mailbox_urls = tuple(mailbox_urls)
+        self._links = Links(self._core, on_frame=self._on_frame, on_connected=self._on_connected)
+        self._outbox = Outbox(self._core, self._links)
+        self._inbound = Inbound(self._core, self._links, self._outbox)
+        self._owns_stores = owns_stores
+        self._stack: AsyncExitStack | None = None
+        self._task_group: TaskGroup | None = None
+        self._addresses: tuple[Address, ...] = ()
+        self._closed = False
+
+    # -- construction -----------------------------------------------------
+    @classmethod
+    async def from_data_dir(
+        cls, data_dir: str | PathLike[str], *, passphrase: str, **options: Any
+    ) -> Self:
+        """Open the client of the identity in ``data_dir`` (see :mod:`omega.client.datadir`).
+
+        The key and message stores are the SQLite files beside the identity,
+        encrypted at rest with keys derived from the device key; the client
+        closes them. ``options`` are the other constructor arguments.
+        Raises :class:`~omega.errors.WrongPassphraseError` for a bad passphrase.
+        """
+        directory = DataDir(Path(data_dir))
+        identity = directory.load_identity(passphrase)
+        key_store = await SQLiteKeyStore.open(
+            directory.key_store_path, encryption_key=store_key(identity, "keys")
+        )
+        try:
+            message_store = await SQLiteMessageStore.open(
+                directory.message_store_path, encryption_key=store_key(identity, "messages")
+            )
+        except BaseException:
+            await key_store.aclose()
+            raise
+        return cls(
+            identity=identity,
+            key_store=key_store,
+            message_store=message_store,
+            owns_stores=True,
+            **options,
+        )
+
+    # -- lifecycle ----------------------------------------------------------
+    async def __aenter__(self) -> Self:
+        if self._stack is not None or self._closed:
+            raise LocalProtocolError("a Client is entered once")
+        core = self._core
+        stack = AsyncExitStack()
+        try:
+            if self._owns_stores:
+                stack.push_async_callback(core.keys.aclose)
+                stack.push_async_callback(core.db.aclose)
+            stack.callback(core.close_subscribers)
+            await stack.enter_async_context(core.manager)
+            self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(self._task_group.cancel_scope.cancel)
+            await self._prepare_prekeys()
+            listeners = [await core.manager.listen(address) for address in self._listen]
+            self._addresses = tuple(a for listener in listeners for a in listener.addresses)
+            self._links.start(self._task_group)
+            await self._inbound.drain_inbox()
+            self._task_group.start_soon(self._outbox.run, self._task_group)
+            self._task_group.start_soon(self._sweep_loop)
+            if core.mailbox is not None:
+                self._task_group.start_soon(self._mailbox_loop)
+            await self._publish()
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop delivering, close connections and listeners, close owned stores."""
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+        self._closed = True
+
+    def _running(self) -> Core:
+        if self._stack is None:
+            raise LocalProtocolError("use the Client in an 'async with' block")
+        return self._core
+
+    # -- who we are -----------------------------------------------------------
+    @property
+    def identity(self) -> Identity:
+        """This device's identity."""
+        return self._core.identity
+
+    @property
+    def user_id(self) -> str:
+        """Our user id."""
+        return self._core.user_id
+
+    @property
+    def device_id(self) -> str:
+        """This device's short id."""
+        return self._core.identity.device.device_id
+
+    @property
+    def contact_uri(self) -> ContactUri:
+        """Our ``omega://`` contact URI (share it, or its QR code)."""
+        name = self._core.identity.display_name
+        return ContactUri(user_id=self.user_id, display_name=name or None)
+
+    @property
+    def addresses(self) -> tuple[Address, ...]:
+        """Where this client listens (ports resolved), each ending in our user id."""
+        return tuple(dataclasses.replace(address, peer=self.user_id) for address in self._addresses)
+
+    # -- contacts -------------------------------------------------------------
+    async def add_contact(
+        self,
+        uri: str | ContactUri,
+        *,
+        display_name: str | None = None,
+        addresses: Sequence[Address | str] = (),
+    ) -> ContactRecord:
+        """Add (or update) a contact from its ``omega://`` URI, QR text or user id.
+
+        ``addresses`` are hints where the contact can be reached (kept for this
+        session; discovery finds them otherwise). Raises
+        :class:`~omega.errors.InvalidUriError` for a malformed URI and
+        :class:`~omega.errors.ConfigurationError` for our own user id.
+        """
+        core = self._core
+        parsed = uri if isinstance(uri, ContactUri) else _parse_contact(uri)
+        if parsed.user_id == core.user_id:
+            raise ConfigurationError("you cannot add yourself as a contact")
+        name = display_name if display_name is not None else parsed.display_name or ""
+        if addresses:
+            hints = tuple(a if isinstance(a, Address) else Address.parse(a) for a in addresses)
+            core.hints[parsed.user_id] = tuple(
+                dict.fromkeys(core.addresses_hint(parsed.user_id) + hints)
+            )
+        async with core.db.transaction() as tx:
+            existing = await tx.get_contact(parsed.user_id)
+            if existing is not None:
+                contact = dataclasses.replace(existing, display_name=name or existing.display_name)
+            else:
+                contact = ContactRecord(
+                    user_id=parsed.user_id,
+                    display_name=name,
+                    identity_key=parsed.identity_key,
+                    added_at=core.now(),
+                )
+            await tx.put_contact(contact)
+        return contact
+
+    async def contacts(self) -> list[ContactRecord]:
+        """Every contact, by display name."""
+        async with self._core.db.transaction() as tx:
+            return await tx.contacts()
+
+    async def contact(self, user_id: str) -> ContactRecord:
+        """The contact ``user_id``; :class:`~omega.errors.UnknownContactError` if there is none."""
+        async with self._core.db.transaction() as tx:
+            contact = await tx.get_contact(user_id.lower())
+        if contact is None:
+            raise UnknownContactError(f"{user_id} is not a contact", details={"user_id": user_id})
+        return contact
+
+    async def update_contact(
+        self,
+        user_id: str,
+        *,
+        display_name: str | None = None,
+        blocked: bool | None = None,
+        verified: bool | None = None,
+        read_receipts: bool | None = None,
+        typing_notifications: bool | None = None,
+    ) -> ContactRecord:
+        """Change a contact's name, blocked or verified state, or receipt options."""
+        changes = {
+            name: value
+            for name, value in (
+                ("display_name", display_name),
+                ("blocked", blocked),
+                ("verified", verified),
+                ("read_receipts", read_receipts),
+                ("typing_notifications", typing_notifications),
+            )
+            if value is not None
+        }
+        async with self._core.db.transaction() as tx:
+            contact = await tx.get_contact(user_id.lower())
+            if contact is None:
+                raise UnknownContactError(
+                    f"{user_id} is not a contact", details={"user_id": user_id}
+                )
+            updated = dataclasses.replace(contact, **changes)  # type: ignore[arg-type]
+            await tx.put_contact(updated)
+        return updated
+
+    async def block(self, user_id: str) -> ContactRecord:
+        """Block a contact: their messages are dropped, nothing is sent to them."""
+        return await self.update_contact(user_id, blocked=True)
+
+    async def unblock(self, user_id: str) -> ContactRecord:
+        """Unblock a contact."""
+        return await self.update_contact(user_id, blocked=False)
+
+    def safety_number(self, user_id: str) -> SafetyNumber:
+        """The safety number of our conversation with ``user_id``; compare it in person."""
+        return SafetyNumber.from_user_ids(self.user_id, user_id)
+
+    async def verify_contact(
+        self, user_id: str, *, scanned_qr: bytes | None = None
+    ) -> ContactRecord:
+        """Mark a contact verified after comparing safety numbers.
+
+        With ``scanned_qr`` (the contact's safety-number QR payload), the
+        payload is checked first; a mismatch raises
+        :class:`~omega.errors.CryptoError` and leaves the contact unverified.
+        """
+        await self.contact(user_id)
+        if scanned_qr is not None and not self.safety_number(user_id).verify_scanned(scanned_qr):
+            from omega.errors import CryptoError
+
+            raise CryptoError("the scanned safety number does not match: do not trust this contact")
+        return await self.update_contact(user_id, verified=True)
+
+    async def accept_devices(self, user_id: str) -> ContactRecord:
+        """Release messages held for a verified contact's newly added devices."""
+        core = self._core
+        async with core.db.transaction() as tx:
+            contact = await tx.get_contact(user_id.lower())
+            if contact is None:
+                raise UnknownContactError(
+                    f"{user_id} is not a contact", details={"user_id": user_id}
+                )
+            held = contact.held_devices or b""
+            contact = dataclasses.replace(contact, held_devices=None)
+            await tx.put_contact(contact)
+            for entry in await tx.pending_outbox():
+                if any(
+                    hmac.compare_digest(held[i : i + 32], entry.recipient_device_key)
+                    for i in range(0, len(held), 32)
+                ):
+                    await tx.update_outbox(dataclasses.replace(entry, next_attempt_at=core.now()))
+        core.outbox_wakeup.set()
+        return contact
+
+    # -- sending ----------------------------------------------------------------
+    async def send(
+        self,
+        user_id: str,
+        content: MessageContent | str,
+        *,
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
+        ttl_seconds: int | None = None,
+    ) -> StoredMessage:
+        """Send ``content`` (or a text) to a contact; return the stored outgoing message.
+
+        When this returns the message is in the persistent outbox (state
+        PENDING); :class:`~omega.client.events.DeliveryStateChanged` events
+        follow as it is sent, delivered and read. Raises
+        :class:`~omega.errors.UnknownContactError` for a user who is not a
+        contact or is blocked, :class:`~omega.errors.ConfigurationError` for
+        invalid content and :class:`~omega.errors.MessageTooLargeError`.
+        """
+        core = self._running()
+        if isinstance(content, str):
+            content = MessageContent(text=TextContent(text=content))
+        else:
+            content = dataclasses.replace(content)
+        if reply_to is not None:
+            content.reply_to = reply_to
+        if mentions:
+            content.mentions = list(mentions)
+        if ttl_seconds is not None:
+            content.ttl_seconds = ttl_seconds
+        contact = await self.contact(user_id)
+        if contact.blocked:
+            raise UnknownContactError(
+                f"{user_id} is blocked; unblock them first", details={"user_id": user_id}
+            )
+        kind = content_kind(content)
+        if kind in ("typing", "receipt"):
+            raise ConfigurationError(f"use send_typing or mark_read for {kind} content")
+        data = encode_content(content)
+        message_id = core.new_message_id()
+        now = core.now()
+        history: StoredMessage | None = None
+        if kind not in ("edit", "delete"):
+            history = StoredMessage(
+                message_id=message_id,
+                conversation_id=contact.user_id,
+                sender_id=core.user_id,
+                sender_device_key=core.device_key,
+                direction=Direction.OUTGOING,
+                timestamp=now,
+                received_at=None,
+                content=data,
+                text=searchable_text(content),
+                state=DeliveryState.READ if kind == "reaction" else DeliveryState.PENDING,
+                reply_to=content.reply_to,
+                expires_at=now + ttl_seconds * 1000 if ttl_seconds is not None else None,
+            )
+        await core.queue(contact.user_id, content, history=history, message_id=message_id, now=now)
+        if history is not None:
+            return history
+        return await self._apply_own_change(contact.user_id, content, message_id, now)
+
+    async def _apply_own_change(
+        self, conversation_id: str, content: MessageContent, message_id: str, now: int
+    ) -> StoredMessage:
+        """Apply our own edit or delete locally; return the changed message."""
+        change = content.edit if content.edit is not None else content.delete
+        assert change is not None
+        async with self._core.db.transaction() as tx:
+            target = await tx.get_message(conversation_id, change.target_message_id)
+            if target is None:
+                raise ConfigurationError("no such message in this conversation")
+            if content.edit is not None and content.edit.text is not None:
+                updated = dataclasses.replace(
+                    target,
+                    content=encode_content(
+                        MessageContent(text=content.edit.text, reply_to=target.reply_to)
+                    ),
+                    text=content.edit.text.text,
+                    edited_at=now,
+                )
+            else:
+                updated = dataclasses.replace(target, content=b"", text="", deleted=True)
+            await tx.replace_message(updated)
+        return updated
+
+    async def send_text(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        entities: Sequence[TextEntity] = (),
+        reply_to: str | None = None,
+        mentions: Sequence[str] = (),
+        ttl_seconds: int | None = None,
+    ) -> StoredMessage:
+        """Send a text with optional entities (mentions, links, formatting)."""
+        content = MessageContent(text=TextContent(text=text, entities=list(entities)))
+        return await self.send(
+            user_id, content, reply_to=reply_to, mentions=mentions, ttl_seconds=ttl_seconds
+        )
+
+    async def react(self, user_id: str, message_id: str, emoji: str) -> StoredMessage:
+        """React to a message (an empty ``emoji`` removes our reaction)."""
+        content = MessageContent(
+            reaction=ReactionContent(target_message_id=message_id, emoji=emoji)
+        )
+        return await self.send(user_id, content)
+
+    async def edit(self, user_id: str, message_id: str, text: str) -> StoredMessage:
+        """Replace the text of one of our messages, for both sides."""
+        message = await self._message(user_id, message_id)
+        if message.direction is not Direction.OUTGOING:
+            raise ConfigurationError("only your own messages can be edited")
+        content = MessageContent(
+            edit=EditContent(target_message_id=message_id, text=TextContent(text=text))
+        )
+        return await self.send(user_id, content)
+
+    async def delete(self, user_id: str, message_id: str, *, for_everyone: bool = False) -> None:
+        """Delete a message for us only, or (our own messages) for everyone."""
+        core = self._running()
+        message = await self._message(user_id, message_id)
+        if for_everyone:
+            if message.direction is not Direction.OUTGOING:
+                raise ConfigurationError("only your own messages can be deleted for everyone")
+            content = MessageContent(
+                delete=DeleteContent(target_message_id=message_id, scope=DeleteScope.FOR_EVERYONE)
+            )
+            await self.send(user_id, content)
+        else:
+            async with core.db.transaction() as tx:
+                await tx.delete_message(message.conversation_id, message_id)
+        await core.emit(
+            MessageDeleted(
+                conversation_id=message.conversation_id,
+                message_id=message_id,
+                for_everyone=for_everyone,
+                deleted_by=core.user_id,
+            )
+        )
+
+    async def _message(self, conversation_id: str, message_id: str) -> StoredMessage:
+        async with self._core.db.transaction() as tx:
+            message = await tx.get_message(conversation_id.lower(), message_id)
+        if message is None:
+            raise ConfigurationError(f"no message {message_id} in this conversation")
+        return message
+
+    async def send_location(
+        self, user_id: str, latitude: float, longitude: float, *, name: str = "", address: str = ""
+    ) -> StoredMessage:
+        """Share a location."""
+        location = LocationContent(
+            latitude=latitude, longitude=longitude, name=name, address=address
+        )
+        return await self.send(user_id, MessageContent(location=location))
+
+    async def send_contact_card(self, user_id: str, card: ContactUri) -> StoredMessage:
+        """Share another user's contact card."""
+        contact = ContactContent(
+            display_name=card.display_name or "", user_id=card.user_id, uri=str(card)
+        )
+        return await self.send(user_id, MessageContent(contact=contact))
+
+    async def send_sticker(
+        self, user_id: str, *, pack_id: str, sticker_id: str, emoji: str = ""
+    ) -> StoredMessage:
+        """Send a sticker from a sticker pack."""
+        sticker = StickerContent(pack_id=pack_id, sticker_id=sticker_id, emoji=emoji)
+        return await self.send(user_id, MessageContent(sticker=sticker))
+
+    async def send_media(self, user_id: str, media: MediaContent) -> StoredMessage:
+        """Send media metadata (the file itself travels separately)."""
+        return await self.send(user_id, MessageContent(media=media))
+
+    async def send_typing(self, user_id: str, typing: bool = True) -> None:
+        """Tell a contact we are typing (if they accept typing notifications: never stored)."""
+        core = self._running()
+        contact = await self.contact(user_id)
+        if contact.blocked or not contact.typing_notifications:
+            return
+        await core.queue(
+            contact.user_id, MessageContent(typing=TypingContent(typing=typing)), ephemeral=True
+        )
+
+    async def mark_read(
+        self, conversation_id: str, message_ids: Sequence[str] | None = None
+    ) -> int:
+        """Mark incoming messages read (all unread when ``message_ids`` is None).
+
+        Sends a read receipt when the contact has read receipts on. Returns how
+        many messages changed.
+        """
+        core = self._running()
+        conversation_id = conversation_id.lower()
+        changed: list[str] = []
+        async with core.db.transaction() as tx:
+            if message_ids is None:
+                candidates = [
+                    message
+                    for message in await tx.messages(conversation_id, limit=1000)
+                    if message.direction is Direction.INCOMING
+                    and message.state is DeliveryState.DELIVERED
+                ]
+            else:
+                found = [await tx.get_message(conversation_id, mid) for mid in message_ids]
+                candidates = [
+                    m for m in found if m is not None and m.direction is Direction.INCOMING
+                ]
+            for message in candidates:
+                if await tx.set_message_state(
+                    conversation_id, message.message_id, DeliveryState.READ
+                ):
+                    changed.append(message.message_id)
+            contact = await tx.get_contact(conversation_id)
+        if changed and contact is not None and contact.read_receipts and not contact.blocked:
+            receipt = ReceiptContent(
+                type=ReceiptType.READ, message_ids=changed, timestamp=core.now()
+            )
+            await core.queue(conversation_id, MessageContent(receipt=receipt))
+        return len(changed)
+
+    # -- history ------------------------------------------------------------------
+    async def history(
+        self, conversation_id: str, *, limit: int = 50, before: int | None = None
+    ) -> list[StoredMessage]:
+        """Messages of a conversation, newest first."""
+        async with self._core.db.transaction() as tx:
+            return await tx.messages(conversation_id.lower(), limit=limit, before=before)
+
+    async def search(
+        self, query: str, *, conversation_id: str | None = None, limit: int = 50
+    ) -> list[StoredMessage]:
+        """Full-text search over the decrypted local history, newest first."""
+        async with self._core.db.transaction() as tx:
+            return await tx.search(
+                query,
+                conversation_id=conversation_id.lower() if conversation_id else None,
+                limit=limit,
+            )
+
+    async def conversations(self, *, archived: bool | None = None) -> list[ConversationRecord]:
+        """Conversations, most recent activity first."""
+        async with self._core.db.transaction() as tx:
+            return await tx.conversations(archived=archived)
+
+    async def archive(self, conversation_id: str, archived: bool = True) -> None:
+        """Archive (or unarchive) a conversation."""
+        async with self._core.db.transaction() as tx:
+            conversation = await tx.get_conversation(conversation_id.lower())
+            if conversation is None:
+                raise ConfigurationError(f"no conversation {conversation_id}")
+            await tx.put_conversation(dataclasses.replace(conversation, archived=archived))
+
+    async def export_conversation(self, conversation_id: str) -> dict[str, object]:
+        """A conversation as a JSON-ready dict (oldest message first)."""
+        conversation_id = conversation_id.lower()
+        messages: list[StoredMessage] = []
+        before: int | None = None
+        async with self._core.db.transaction() as tx:
+            while True:
+                page = await tx.messages(conversation_id, limit=500, before=before)
+                messages.extend(page)
+                if len(page) < 500:
+                    break
+                before = page[-1].timestamp
+        return {
+            "format": "omega-conversation-export/v1",
+            "conversation_id": conversation_id,
+            "exported_by": self.user_id,
+            "messages": [_message_json(message) for message in reversed(messages)],
+        }
+
+    # -- events -----------------------------------------------------------------------
+    async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
+        """Every event from now on, until the client closes."""
+        receive = self._core.subscribe(buffer)
+        async with receive:
+            async for event in receive:
+                yield event
+
+    def on(self, event_type: type[E]) -> Callable[[Callable[[E], object]], Callable[[E], object]]:
+        """Decorator: call the function (sync or async) for every ``event_type`` event."""
+
+        def register(handler: Callable[[E], object]) -> Callable[[E], object]:
+            self._core.add_handler(event_type, handler)  # type: ignore[arg-type]
+            return handler
+
+        return register
+
+    async def wait_for(self, predicate: Callable[[Event], bool], *, timeout: float = 30.0) -> Event:
+        """The first event from now on that satisfies ``predicate``.
+
+        Raises :class:`TimeoutError` after ``timeout`` seconds.
+        """
+        receive = self._core.subscribe(10_000)
+        async with receive:
+            with anyio.fail_after(timeout):
+                async for event in receive:
+                    if predicate(event):
+                        return event
+        raise LocalProtocolError("the client closed")  # pragma: no cover - closed while waiting
+
+    # -- internals ------------------------------------------------------------------------
+    async def _on_frame(self, connection: Any, frame: Any) -> None:
+        await self._inbound.on_frame(connection, frame)
+
+    async def _on_connected(self, connection: Any) -> None:
+        await self._inbound.on_connected(connection)
+
+    async def _prepare_prekeys(self) -> None:
+        core = self._core
+        async with core.keys.transaction() as tx:
+            state = await tx.load_prekeys()
+            if state is None:
+                prekeys = PrekeyStore.generate(
+                    core.identity.device.key_pair, now=core.now(), rng=core.rng
+                )
+            else:
+                prekeys = PrekeyStore.from_bytes(state)
+                prekeys.refresh(core.identity.device.key_pair, now=core.now(), rng=core.rng)
+            await tx.save_prekeys(prekeys.to_bytes())
+
+    async def _publish(self) -> None:
+        """Announce this device: device list, peer record, prekeys. Failures are logged."""
+        core = self._core
+        if core.key_directory is not None:
+            try:
+                await core.key_directory.publish_device_list(core.identity.device_list.to_signed())
+                async with core.keys.transaction() as tx:
+                    state = await tx.load_prekeys()
+                assert state is not None
+                prekeys = PrekeyStore.from_bytes(state)
+                one_time = prekeys.one_time_prekeys[: core.config.one_time_prekeys_to_publish]
+                await core.key_directory.publish_prekeys(
+                    core.identity.device,
+                    signed_prekey=prekeys.signed_prekey,
+                    one_time_prekeys=one_time,
+                )
+            except OmegaError as exc:
+                logger.warning("event=publish_prekeys_failed error=%s", exc.code)
+        if self._publisher is not None:
+            now = core.now()
+            try:
+                await self._publisher.publish_device_list(core.identity.device_list.to_signed())
+                record = sign_peer_record(
+                    core.identity.device,
+                    addresses=self.addresses,
+                    mailboxes=self._mailbox_urls,
+                    sequence=now,
+                    expires_at=now + int(core.config.peer_record_lifetime * 1000),
+                )
+                await self._publisher.publish_peer_record(record)
+            except OmegaError as exc:
+                logger.warning("event=publish_record_failed error=%s", exc.code)
+
+    async def _mailbox_loop(self) -> None:
+        core = self._core
+        mailbox = core.mailbox
+        assert mailbox is not None
+        device = core.identity.device
+        delay = 1.0
+        while True:
+            try:
+                stored = await mailbox.fetch(device, limit=100)
+                done = [env.message_id for env in stored if await self._inbound.receive_stored(env)]
+                if done:
+                    await mailbox.acknowledge(device, done)
+                delay = 1.0
+                if len(stored) < 100:
+                    await mailbox.wait_for_messages(
+                        device, timeout=core.config.mailbox_poll_interval
+                    )
+            except OmegaError as exc:
+                logger.warning("event=mailbox_failed error=%s retry_in=%.1f", exc.code, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, core.config.mailbox_poll_interval)
+
+    async def _sweep_loop(self) -> None:
+        core = self._core
+        while True:
+            try:
+                await self._sweep_once()
+            except OmegaError as exc:  # pragma: no cover - a failing disk
+                logger.error("event=sweep_failed error=%s", exc.code)
+            await anyio.sleep(core.config.sweep_interval)
+
+    async def _sweep_once(self) -> None:
+        core = self._core
+        async with core.db.transaction() as tx:
+            expired = await tx.expired_messages(core.now(), limit=500)
+            for message in expired:
+                await tx.delete_message(message.conversation_id, message.message_id)
+        for message in expired:
+            await core.emit(
+                MessageExpired(
+                    conversation_id=message.conversation_id, message_id=message.message_id
+                )
+            )
+
+
+def _parse_contact(text: str) -> ContactUri:
+    text = text.strip()
+    if text.lower().startswith("omega://"):
+        return ContactUri.parse(text)
+    try:
+        public_key_from_user_id(text)
+    except OmegaError as exc:
+        raise InvalidUriError(f"not a contact URI or user id: {text[:80]!r}") from exc
+    return ContactUri(user_id=text)
+
+
+def _message_json(message: StoredMessage) -> dict[str, object]:
+    record: dict[str, object] = {
+        "message_id": message.message_id,
+        "sender_id": message.sender_id,
+        "direction": message.direction.value,
+        "timestamp": message.timestamp,
+        "state": message.state.value,
+        "text": message.text,
+        "deleted": message.deleted,
+    }
+    if message.reply_to is not None:
+        record["reply_to"] = message.reply_to
+    if message.edited_at is not None:
+        record["edited_at"] = message.edited_at
+    if message.expires_at is not None:
+        record["expires_at"] = message.expires_at
+    if message.content:
+        content = decode_message(MessageContent, message.content)
+        record["kind"] = content_kind(content)
+        record["content"] = json.loads(content.to_json())
+    return record
