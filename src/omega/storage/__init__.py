@@ -7,6 +7,8 @@
 * :mod:`omega.storage.message_base`: the :class:`MessageStore` interface (contacts,
   conversations, message history, outbox, dedupe) and its records.
 * :mod:`omega.storage.message_memory`: :class:`MemoryMessageStore`.
+* :mod:`omega.storage.message_sqlite`: :class:`SQLiteMessageStore`, one SQLite file
+  with an FTS5 search index, optionally encrypted at rest.
 
 Every key store passes :func:`omega.testing.key_store.check_key_store`, every
 message store :func:`omega.testing.message_store.check_message_store`.
@@ -40,6 +42,7 @@ from omega.storage.message_base import (
     advances,
 )
 from omega.storage.message_memory import MemoryMessageStore
+from omega.storage.message_sqlite import MESSAGE_SCHEMA_VERSION, SQLiteMessageStore
 from omega.storage.sqlite import SCHEMA_VERSION, SQLiteKeyStore
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "MAX_GROUP_ID_LENGTH",
     "MAX_MESSAGE_ID_LENGTH",
     "MAX_VALUE_SIZE",
+    "MESSAGE_SCHEMA_VERSION",
     "SCHEMA_VERSION",
     "ContactRecord",
     "ConversationRecord",
@@ -65,6 +69,7 @@ __all__ = [
     "MessageStoreTransaction",
     "OutboxEntry",
     "SQLiteKeyStore",
+    "SQLiteMessageStore",
     "StoredMessage",
     "advances",
 ]
