@@ -75,6 +75,7 @@ class Core:
         self.rng = rng
         self.engine = DeliveryEngine(config.delivery, rng=rng)
         self.hints: dict[str, tuple[Address, ...]] = {}
+        self.device_list_arrived: dict[str, anyio.Event] = {}
         self.outbox_wakeup = anyio.Event()
         self._subscribers: list[_Subscriber] = []
         self._handlers: list[tuple[type[Event], EventHandler]] = []
@@ -224,6 +225,9 @@ class Core:
             )
         if event is not None:
             await self.emit(event)
+        arrived = self.device_list_arrived.pop(user_id, None)
+        if arrived is not None:
+            arrived.set()
         self.outbox_wakeup.set()
         return True
 

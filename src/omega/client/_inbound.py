@@ -21,6 +21,12 @@ import betterproto2
 from omega.client._core import Core, identity_key_of
 from omega.client._links import Links
 from omega.client._outbox import Outbox
+from omega.client._sessions import (
+    decrypt_with_any,
+    load_sessions,
+    save_sessions,
+    session_for_prekey,
+)
 from omega.client.events import (
     DecryptionFailed,
     DeliveryStateChanged,
@@ -33,7 +39,7 @@ from omega.client.events import (
     SessionReset,
     TypingChanged,
 )
-from omega.crypto import PrekeyStore, RatchetSession, accept_session
+from omega.crypto import PrekeyStore, accept_session
 from omega.crypto.devices import device_id
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.x3dh import verify_prekey_bundle
@@ -284,13 +290,13 @@ class Inbound:
         core = self._core
         device_key = info.sender_device_key
         async with core.keys.transaction() as tx:
-            state = await tx.load_session(device_key)
-            existing = RatchetSession.from_bytes(state) if state is not None else None
+            sessions = await load_sessions(tx, device_key)
             if info.encryption is EncryptionKind.PREKEY:
                 prekey_state = await tx.load_prekeys()
                 if prekey_state is None:  # pragma: no cover - created at start
                     raise _NoSessionError("no prekeys")
                 prekeys = PrekeyStore.from_bytes(prekey_state)
+                existing = session_for_prekey(sessions, message.encrypted_content)
                 accepted = accept_session(
                     core.identity.device,
                     prekeys,
@@ -303,21 +309,22 @@ class Inbound:
                     raise InvalidEnvelopeError(
                         "prekey message of another device", details={"reason": "device_mismatch"}
                     )
-                session, plaintext = accepted.session, accepted.plaintext
+                plaintext = accepted.plaintext
+                others = [s for s in sessions if s is not accepted.session]
+                sessions = [accepted.session, *others]
                 if accepted.new_session:
                     await tx.save_prekeys(prekeys.to_bytes())
             elif info.encryption is EncryptionKind.RATCHET:
-                if existing is None:
+                if not sessions:
                     raise _NoSessionError("no session with the sending device")
-                if existing.remote_user_id != info.sender_id:
+                if sessions[0].remote_user_id != info.sender_id:
                     raise InvalidEnvelopeError(
                         "session belongs to another user", details={"reason": "user_mismatch"}
                     )
-                plaintext = existing.decrypt(message.encrypted_content)
-                session = existing
+                sessions, plaintext = decrypt_with_any(sessions, message.encrypted_content)
             else:
                 raise RemoteProtocolError("group messages need a group (not supported yet)")
-            await tx.save_session(device_key, session.to_bytes())
+            await save_sessions(tx, device_key, sessions)
             wrapper = dataclasses.replace(message, encrypted_content=plaintext)
             return await tx.add_to_inbox(
                 InboxEntry(

@@ -18,8 +18,9 @@ from anyio.abc import TaskGroup
 
 from omega.client._core import Core, identity_key_of
 from omega.client._links import Links
+from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import DeliveryStateChanged
-from omega.crypto import RatchetSession
+from omega.crypto import VerifiedDeviceList
 from omega.crypto.x3dh import MessageKind, VerifiedPrekeyBundle, encrypt_message, initiate_session
 from omega.errors import OmegaError
 from omega.protocol import EncryptionKind, Frame, KeyRequest, encode_message
@@ -159,7 +160,10 @@ class Outbox:
 
     async def _fan_out(self, placeholder: OutboxEntry) -> None:
         core = self._core
-        device_list = await core.device_list(placeholder.recipient_id)
+        user_id = placeholder.recipient_id
+        device_list = await core.device_list(user_id)
+        if device_list is None:
+            device_list = await self._device_list_from_peer(user_id)
         if device_list is None:
             await self._save(core.engine.apply(placeholder, Outcome.NOT_READY, now=core.now()))
             return
@@ -177,29 +181,43 @@ class Outbox:
             await tx.remove_outbox(placeholder.message_id, placeholder.recipient_device_key)
         core.outbox_wakeup.set()
 
+    async def _device_list_from_peer(self, user_id: str) -> VerifiedDeviceList | None:
+        """Ask a directly reachable device of ``user_id`` for its user's device list."""
+        core = self._core
+        arrived = core.device_list_arrived.setdefault(user_id, anyio.Event())
+        connection = await self._links.connect(user_id, None)
+        if connection is None:
+            return None
+        request = Frame(key_request=KeyRequest(device_list=True))
+        if await self._links.send(connection, request):
+            with anyio.move_on_after(core.config.key_request_timeout):
+                await arrived.wait()
+        return await core.device_list(user_id)
+
     async def _encrypt(self, entry: OutboxEntry, owner: str) -> OutboxEntry | None:
         """Encrypt the entry's content for its device; None when no session can start yet."""
         core = self._core
         device_key = entry.recipient_device_key
         async with core.keys.transaction() as tx:
-            has_session = await tx.load_session(device_key) is not None
+            has_session = bool(await load_sessions(tx, device_key))
         bundle = None if has_session else await self._bundle(owner, device_key)
         if not has_session and bundle is None:
             return None
         async with core.keys.transaction() as tx:
-            state = await tx.load_session(device_key)
-            if state is not None:
-                session = RatchetSession.from_bytes(state)
+            sessions = await load_sessions(tx, device_key)
+            if sessions:
+                session = sessions[0]
                 encrypted = encrypt_message(session, entry.content, rng=core.rng)
                 kind, data = encrypted.kind, encrypted.data
             elif bundle is not None:
                 session, data = initiate_session(
                     core.identity.device, bundle, entry.content, user_id=owner, rng=core.rng
                 )
+                sessions = [session]
                 kind = MessageKind.PREKEY
             else:  # pragma: no cover - the session vanished between two transactions
                 return None
-            await tx.save_session(device_key, session.to_bytes())
+            await save_sessions(tx, device_key, sessions)
         envelope = seal_envelope(
             core.identity.device,
             message_id=entry.message_id,

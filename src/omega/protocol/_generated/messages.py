@@ -56,6 +56,7 @@ __all__ = (
     "SenderKeyDistribution",
     "SenderKeyHeader",
     "SenderKeyMessage",
+    "SessionRecord",
     "SessionResetRequest",
     "SignedDeviceCertificate",
     "SignedDeviceList",
@@ -1755,6 +1756,34 @@ class SenderKeyMessage(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "SenderKeyMessage", SenderKeyMessage)
+
+
+@dataclass(eq=False, repr=False)
+class SessionRecord(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------
+    Client (docs/client-protocol.md).
+    ---------------------------------------------------------------------------
+
+    Every ratchet session a device keeps with one remote device, as stored in
+    its key store. Secret: it never leaves the device. The first session is the
+    one messages are encrypted with; the others are older sessions kept to
+    decrypt messages still in flight (two devices that started sessions with
+    each other at the same time end up with two), newest first.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    sessions: "list[bytes]" = betterproto2.field(2, betterproto2.TYPE_BYTES, repeated=True)
+    """
+    encoded RatchetSessionState, current first
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SessionRecord", SessionRecord)
 
 
 @dataclass(eq=False, repr=False)
