@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections import OrderedDict
 import hmac
 import logging
 
@@ -110,6 +111,7 @@ class Inbound:
         self._reset_guard = ResetGuard()
         self._requested_resets: dict[bytes, int] = {}
         self._offered: dict[bytes, int] = {}
+        self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
 
     # -- connections ----------------------------------------------------
     async def on_connected(self, connection: PeerConnection) -> None:
@@ -340,14 +342,19 @@ class Inbound:
     ) -> None:
         core = self._core
         now = core.now()
-        await core.emit(
-            DecryptionFailed(
-                sender_id=info.sender_id,
-                device_id=_device_id(info.sender_device_key),
-                message_id=info.message_id,
-                reason=cause.message,
+        reported = (info.sender_device_key, info.message_id)
+        if reported not in self._reported:
+            self._reported[reported] = None
+            if len(self._reported) > 1024:
+                self._reported.popitem(last=False)
+            await core.emit(
+                DecryptionFailed(
+                    sender_id=info.sender_id,
+                    device_id=_device_id(info.sender_device_key),
+                    message_id=info.message_id,
+                    reason=cause.message,
+                )
             )
-        )
         last = self._requested_resets.get(info.sender_device_key)
         if last is not None and now - last < 10_000:
             return
