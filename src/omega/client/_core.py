@@ -131,6 +131,7 @@ class Core:
             except anyio.WouldBlock:
                 logger.warning("event=subscriber_full dropped=%s", type(event).__name__)
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                subscriber.send.close()
                 self._subscribers.remove(subscriber)
         for event_type, handler in list(self._handlers):
             if isinstance(event, event_type):
