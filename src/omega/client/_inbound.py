@@ -227,10 +227,11 @@ class Inbound:
             info = verify_envelope(message, local_device_key=core.device_key)
             if connection is not None and not (
                 hmac.compare_digest(connection.peer.device_key, info.sender_device_key)
-                or connection.peer.user_id == info.sender_id
+                and connection.peer.user_id == info.sender_id
             ):
                 raise InvalidEnvelopeError(
-                    "envelope relayed by another peer", details={"reason": "relayed"}
+                    "the envelope's sender is not the connected peer",
+                    details={"reason": "not_the_peer"},
                 )
             contact = await self._sender_contact(info)
         except OmegaError as exc:
@@ -246,6 +247,9 @@ class Inbound:
         except DuplicateMessageError:
             return Receipt.DUPLICATE
         except (_NoSessionError, *_RESET_CAUSES) as exc:
+            if not await self._known_device(info):
+                await self._refused(exc, info.sender_id, info.message_id)
+                return Receipt.REFUSED
             await self._request_reset(info, connection, exc)
             return Receipt.RESET_REQUESTED
         except StorageError as exc:
@@ -256,6 +260,15 @@ class Inbound:
             return Receipt.REFUSED
         await self.drain_inbox()
         return Receipt.ACCEPTED if fresh else Receipt.DUPLICATE
+
+    async def _known_device(self, info: EnvelopeInfo) -> bool:
+        """True when the sender's signed device list lists the sending device.
+
+        Only then is a session reset requested: an envelope from a device we
+        cannot tie to its claimed user is refused instead of answered.
+        """
+        device_list = await self._core.device_list(info.sender_id)
+        return device_list is not None and device_list.is_active(info.sender_device_key)
 
     async def _sender_contact(self, info: EnvelopeInfo) -> ContactRecord | None:
         """The sender's contact record, creating it for a stranger when allowed."""

@@ -1,0 +1,155 @@
+"""What a client does with forged, replayed and unwanted input."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from client_helpers import FAST, World, of_type, pair
+
+from omega.client import ClientConfig, MessageReceived, MessageRefused
+from omega.mailbox.memory import MemoryStoreServer
+from omega.protocol import EncryptionKind, Frame, MessageContent, TextContent, encode_message
+from omega.session import seal_envelope
+from omega.storage.message_base import DeliveryState
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_forged_sender_is_refused() -> None:
+    world = World()
+    async with pair(world) as (alice, bob):
+        async with world.client(world.identity("Mallory"), listen=False) as mallory:
+            forged = seal_envelope(
+                mallory.identity.device,
+                message_id="forged-1",
+                sender_id=alice.user_id,  # Mallory claims to be Alice
+                recipient_id=bob.user_id,
+                recipient_device_key=bob.identity.device.device_key,
+                timestamp=1,
+                encryption=EncryptionKind.RATCHET,
+                encrypted_content=b"\x0a\x00",
+            )
+            connection = await mallory._core.manager.connect(bob.user_id, bob.addresses)
+            async with anyio.create_task_group() as group:
+                refused: list[MessageRefused] = []
+
+                async def wait() -> None:
+                    event = await bob.wait_for(of_type(MessageRefused), timeout=10)
+                    assert isinstance(event, MessageRefused)
+                    refused.append(event)
+
+                group.start_soon(wait)
+                await anyio.sleep(0.05)
+                await connection.send(Frame(message=forged))
+            assert refused[0].code == "invalid_envelope"
+            assert refused[0].message_id == "forged-1"
+        assert await bob.history(alice.user_id) == []
+
+
+async def test_tampered_envelope_is_refused() -> None:
+    world = World()
+    async with pair(world) as (alice, bob):
+        honest = seal_envelope(
+            alice.identity.device,
+            message_id="m-1",
+            sender_id=alice.user_id,
+            recipient_id=bob.user_id,
+            recipient_device_key=bob.identity.device.device_key,
+            timestamp=5,
+            encryption=EncryptionKind.RATCHET,
+            encrypted_content=b"\x0a\x00",
+        )
+        honest.timestamp = 6  # changed after signing
+        connection = await alice._core.manager.connect(bob.user_id, bob.addresses)
+        async with anyio.create_task_group() as group:
+            group.start_soon(_expect_refusal, bob, "m-1")
+            await anyio.sleep(0.05)
+            await connection.send(Frame(message=honest))
+        # Bob keeps working for Alice afterwards.
+        await alice.send_text(bob.user_id, "still fine")
+        event = await bob.wait_for(of_type(MessageReceived), timeout=10)
+        assert isinstance(event, MessageReceived)
+
+
+async def _expect_refusal(client, message_id: str) -> None:  # type: ignore[no-untyped-def]
+    await client.wait_for(of_type(MessageRefused, message_id=message_id), timeout=10)
+
+
+async def test_replayed_envelope_is_not_delivered_twice() -> None:
+    world = World(store=MemoryStoreServer())
+    alice_id, bob_id = world.identity("Alice"), world.identity("Bob")
+    from omega.storage.memory import MemoryKeyStore
+    from omega.storage.message_memory import MemoryMessageStore
+
+    bob_keys, bob_db = MemoryKeyStore(), MemoryMessageStore()
+    async with world.client(bob_id, key_store=bob_keys, message_store=bob_db):
+        pass
+    async with world.client(alice_id, listen=False) as alice:
+        await alice.add_contact(f"omega://{bob_id.user_id}")
+        sent = await alice.send_text(bob_id.user_id, "only once")
+        with anyio.fail_after(10):
+            while not await _stored(world, bob_id):
+                await anyio.sleep(0.02)
+        [(_, payload)] = await _stored(world, bob_id)
+    received: list[MessageReceived] = []
+    async with world.client(bob_id, key_store=bob_keys, message_store=bob_db) as bob:
+        bob.on(MessageReceived)(received.append)
+        with anyio.fail_after(10):
+            while not received:
+                await anyio.sleep(0.02)
+        # An attacker with access to the store deposits the same envelope again.
+        depositor = world.store.client(source="attacker")  # type: ignore[union-attr]
+        await depositor.deposit(bob_id.device.device_key, "replay", payload)
+        with anyio.fail_after(10):
+            while await _stored(world, bob_id):
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.2)
+        assert [m.message_id for m in await bob.history(alice_id.user_id)] == [sent.message_id]
+    assert len(received) == 1
+
+
+async def _stored(world: World, identity) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
+    assert world.store is not None
+    backend = world.store.service.backend
+    from omega.mailbox._auth import recipient_hash
+
+    rows = await backend.list_messages(
+        recipient_hash(identity.device.device_key), now=world.wall_clock(), limit=100
+    )
+    return [(row.message_id, row.payload) for row in rows]
+
+
+async def test_blocked_and_unknown_senders() -> None:
+    world = World()
+    async with pair(world) as (alice, bob):
+        await bob.block(alice.user_id)
+        sent = await alice.send_text(bob.user_id, "you blocked me")
+        refused = await bob.wait_for(of_type(MessageRefused), timeout=10)
+        assert isinstance(refused, MessageRefused)
+        with anyio.fail_after(10):
+            while (await alice.history(bob.user_id))[0].state is not DeliveryState.DELIVERED:
+                await anyio.sleep(0.02)
+        assert await bob.history(alice.user_id) == []
+        assert sent.message_id == refused.message_id
+
+    strict = ClientConfig(
+        delivery=FAST.delivery, accept_unknown_senders=False, key_request_timeout=2.0
+    )
+    async with (
+        world.client(world.identity("Carol"), config=strict) as carol,
+        world.client(world.identity("Dave")) as dave,
+    ):
+        await dave.add_contact(str(carol.contact_uri), addresses=carol.addresses)
+        await dave.send_text(carol.user_id, "hi stranger")
+        event = await carol.wait_for(of_type(MessageRefused), timeout=10)
+        assert isinstance(event, MessageRefused)
+        assert await carol.contacts() == []
+
+
+async def test_content_is_checked_by_the_receiver() -> None:
+    world = World()
+    async with pair(world) as (alice, bob):
+        bad = MessageContent(text=TextContent(text="x"), ttl_seconds=-5)
+        with pytest.raises(Exception, match="ttl_seconds"):
+            await alice.send(bob.user_id, bad)
+        assert encode_message(bad)  # the schema allows it; only the rules refuse it
