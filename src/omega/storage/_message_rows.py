@@ -39,7 +39,8 @@ __all__ = [
 
 CONTACT_COLUMNS = (
     "user_id, display_name, identity_key, verified, blocked, read_receipts,"
-    " typing_notifications, device_list, device_list_sequence, pending_identity_key, added_at"
+    " typing_notifications, device_list, device_list_sequence, pending_identity_key, held_devices,"
+    " added_at"
 )
 MESSAGE_COLUMNS = (
     "conversation_id, message_id, sender_id, sender_device_key, direction, timestamp,"
@@ -136,6 +137,7 @@ class RowCodec:
             self._seal("contacts/device_list", row_id, contact.device_list),
             contact.device_list_sequence,
             contact.pending_identity_key,
+            contact.held_devices,
             contact.added_at,
         )
 
@@ -156,7 +158,8 @@ class RowCodec:
                 device_list=self._open_optional("contacts/device_list", row_id, row[7]),
                 device_list_sequence=row[8],  # type: ignore[arg-type]
                 pending_identity_key=row[9],  # type: ignore[arg-type]
-                added_at=row[10],  # type: ignore[arg-type]
+                held_devices=row[10],  # type: ignore[arg-type]
+                added_at=row[11],  # type: ignore[arg-type]
             ),
         )
 

@@ -51,7 +51,7 @@ _SCHEMA_V1 = (
     "CREATE TABLE contacts (user_id TEXT PRIMARY KEY, display_name BLOB NOT NULL,"
     " identity_key BLOB NOT NULL, verified INTEGER NOT NULL, blocked INTEGER NOT NULL,"
     " read_receipts INTEGER NOT NULL, typing_notifications INTEGER NOT NULL, device_list BLOB,"
-    " device_list_sequence INTEGER NOT NULL, pending_identity_key BLOB,"
+    " device_list_sequence INTEGER NOT NULL, pending_identity_key BLOB, held_devices BLOB,"
     " added_at INTEGER NOT NULL)",
     "CREATE TABLE conversations (conversation_id TEXT PRIMARY KEY,"
     " archived INTEGER NOT NULL DEFAULT 0, muted_until INTEGER, last_read_message_id TEXT,"
