@@ -50,7 +50,9 @@ async def test_every_content_kind_arrives_intact() -> None:
             card = ContactUri(user_id=alice.user_id, display_name="Alice")
             await alice.send_contact_card(bob.user_id, card)
             await alice.send_sticker(bob.user_id, pack_id="cats", sticker_id="7", emoji="🐱")
-            media = MediaContent(mime_type="image/png", size=1234, file_name="cat.png", caption="a cat")
+            media = MediaContent(
+                mime_type="image/png", size=1234, file_name="cat.png", caption="a cat"
+            )
             await alice.send_media(bob.user_id, media)
             await alice.send(bob.user_id, "a reply", reply_to=first.message_id)
         by_kind = {}
@@ -103,7 +105,8 @@ async def test_reactions_edits_and_deletes() -> None:
         assert event.message.text == "fixed"
         assert event.message.edited_at is not None
         content = decode_content(event.message.content)
-        assert content.text is not None and content.text.text == "fixed"
+        assert content.text is not None
+        assert content.text.text == "fixed"
 
         with pytest.raises(ConfigurationError):
             await bob.edit(alice.user_id, sent.message_id, "not yours")
@@ -112,8 +115,12 @@ async def test_reactions_edits_and_deletes() -> None:
         deleted = await bob.wait_for(of_type(MessageDeleted), timeout=10)
         assert isinstance(deleted, MessageDeleted)
         assert deleted.for_everyone
-        [tombstone] = [m for m in await bob.history(alice.user_id) if m.message_id == sent.message_id]
-        assert tombstone.deleted and tombstone.text == "" and tombstone.content == b""
+        [tombstone] = [
+            m for m in await bob.history(alice.user_id) if m.message_id == sent.message_id
+        ]
+        assert tombstone.deleted
+        assert tombstone.text == ""
+        assert tombstone.content == b""
 
         other = await bob.send_text(alice.user_id, "mine to forget")
         await _received(alice)
@@ -128,7 +135,8 @@ async def test_read_receipts_and_typing() -> None:
         sent = await alice.send_text(bob.user_id, "read me")
         await _received(bob)
         typing = await _typing(alice, bob)
-        assert typing.user_id == bob.user_id and typing.typing
+        assert typing.user_id == bob.user_id
+        assert typing.typing
         assert await bob.mark_read(alice.user_id) == 1
         read = await alice.wait_for(
             of_type(DeliveryStateChanged, message_id=sent.message_id, state=DeliveryState.READ),
@@ -146,7 +154,9 @@ async def test_read_receipts_and_typing() -> None:
         with anyio.move_on_after(1):
             await alice.wait_for(of_type(DeliveryStateChanged, state=DeliveryState.READ), timeout=1)
             pytest.fail("a read receipt was sent although read receipts are off")
-        [state] = [m.state for m in await alice.history(bob.user_id) if m.message_id == quiet.message_id]
+        [state] = [
+            m.state for m in await alice.history(bob.user_id) if m.message_id == quiet.message_id
+        ]
         assert state is DeliveryState.DELIVERED
 
 

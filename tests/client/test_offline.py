@@ -6,7 +6,7 @@ import anyio
 import pytest
 from client_helpers import World, of_type
 
-from omega.client import DecryptionFailed, DeliveryStateChanged, MessageReceived, SessionReset
+from omega.client import DecryptionFailed, MessageReceived, SessionReset
 from omega.mailbox.memory import MemoryStoreServer
 from omega.storage.memory import MemoryKeyStore
 from omega.storage.message_base import DeliveryState

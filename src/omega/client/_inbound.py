@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections import OrderedDict
 import hmac
 import logging
+from collections import OrderedDict
 
 import betterproto2
 
@@ -487,7 +487,7 @@ class Inbound:
             sender_device_key=entry.sender_device_key,
             direction=Direction.OUTGOING if own else Direction.INCOMING,
             timestamp=wrapper.timestamp,
-            received_at=entry.received_at,
+            received_at=None if own else entry.received_at,
             content=wrapper.encrypted_content,
             text=searchable_text(content),
             state=(
