@@ -24,7 +24,7 @@ def run_example(name: str, *args: str) -> str:
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"contact_exchange.py"}
+    tested = {"contact_exchange.py", "quickstart.py", "two_peers.py"}
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -36,6 +36,25 @@ def test_contact_exchange(tmp_path: Path) -> None:
     assert (tmp_path / "alice-contact.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("name", ["contact_exchange.py"])
+def test_quickstart() -> None:
+    output = run_example("quickstart.py")
+    assert "Bob received from omega1" in output
+    assert "Hello Bob, this is end-to-end encrypted!" in output
+    assert output.rstrip().endswith("is delivered")
+
+
+def test_two_peers(tmp_path: Path) -> None:
+    output = run_example("two_peers.py", str(tmp_path))
+    assert "Bob <- 'Hi Bob! Lunch tomorrow?'" in output
+    assert "Alice <- 'Sure, noon?' (reply to" in output
+    assert "Alice <- reaction 👍" in output
+    assert "  the message is pending" in output
+    assert "Bob <- 'See you there!'" in output
+    assert "Alice's message is delivered" in output
+    assert "Bob searches 'lunch': ['Hi Bob! Lunch tomorrow?']" in output
+    assert (tmp_path / "bob" / "messages.db").exists()
+
+
+@pytest.mark.parametrize("name", ["contact_exchange.py", "two_peers.py"])
 def test_examples_run_without_arguments(name: str) -> None:
     assert run_example(name)

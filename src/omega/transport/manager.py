@@ -465,8 +465,12 @@ class ConnectionManager:
             await connection._shutdown(connection.close_reason or "the peer finished")
 
     def _failed(self, connection: PeerConnection, exc: OmegaError) -> None:
-        connection.close_reason = connection.close_reason or str(exc)
         peer = connection.peer
+        if connection.close_reason:
+            # We are closing it ourselves: the end of the stream is expected.
+            logger.debug("connection to %s closed: %s", peer.user_id, connection.close_reason)
+            return
+        connection.close_reason = str(exc)
         logger.warning(
             "connection to %s (%s) failed: %s [%s]", peer.user_id, peer.device_id, exc, exc.code
         )
