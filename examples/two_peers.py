@@ -28,7 +28,7 @@ from omega.client import (
 from omega.crypto import Identity
 from omega.crypto.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, export_identity
 
-PASSPHRASE = "correct horse battery staple"  # noqa: S105 - an example's passphrase
+PASSPHRASE = "correct horse battery staple"
 
 
 def create(directory: Path, name: str) -> None:
