@@ -128,6 +128,10 @@ class Links:
         """
         if device_key is not None and (existing := self.connected(user_id, device_key)):
             return existing
+        if device_key is None:
+            any_device = self._core.manager.get(user_id)
+            if any_device is not None and not any_device.closed.is_set():
+                return any_device
         addresses = await self.addresses(user_id, device_key)
         if not addresses:
             return None
