@@ -131,6 +131,7 @@ class Links:
         if device_key is None:
             any_device = self._core.manager.get(user_id)
             if any_device is not None and not any_device.closed.is_set():
+                self.serve(any_device)
                 return any_device
         addresses = await self.addresses(user_id, device_key)
         if not addresses:
