@@ -76,6 +76,7 @@ class Core:
         self.engine = DeliveryEngine(config.delivery, rng=rng)
         self.hints: dict[str, tuple[Address, ...]] = {}
         self.device_list_arrived: dict[str, anyio.Event] = {}
+        self._verified_lists: dict[str, VerifiedDeviceList] = {}
         self.outbox_wakeup = anyio.Event()
         self._subscribers: list[_Subscriber] = []
         self._handlers: list[tuple[type[Event], EventHandler]] = []
@@ -160,7 +161,7 @@ class Core:
             return self.identity.device_list
         async with self.db.transaction() as tx:
             contact = await tx.get_contact(user_id)
-        cached = _cached_list(contact)
+        cached = self.verified_list(contact)
         found: list[VerifiedDeviceList] = []
         if self.resolver is not None:
             try:
@@ -181,7 +182,30 @@ class Core:
         for candidate in found:
             await self.accept_device_list(user_id, candidate.to_signed())
         async with self.db.transaction() as tx:
-            return _cached_list(await tx.get_contact(user_id))
+            return self.verified_list(await tx.get_contact(user_id))
+
+    def verified_list(self, contact: ContactRecord | None) -> VerifiedDeviceList | None:
+        """The device list a contact record holds, verified once and then remembered."""
+        if contact is None or contact.device_list is None:
+            return None
+        remembered = self._verified_lists.get(contact.user_id)
+        if (
+            remembered is not None
+            and remembered.sequence == contact.device_list_sequence
+            and bytes(remembered.to_signed()) == contact.device_list
+        ):
+            return remembered
+        verified = _cached_list(contact)
+        if verified is not None:
+            self._verified_lists[contact.user_id] = verified
+        return verified
+
+    async def cached_device_list(self, user_id: str) -> VerifiedDeviceList | None:
+        """The device list we hold for ``user_id`` (ours for ourselves), without the network."""
+        if user_id == self.user_id:
+            return self.identity.device_list
+        async with self.db.transaction() as tx:
+            return self.verified_list(await tx.get_contact(user_id))
 
     async def accept_device_list(self, user_id: str, signed: SignedDeviceList) -> bool:
         """Record ``signed`` as ``user_id``'s device list if it verifies and is newer.
@@ -198,7 +222,7 @@ class Core:
             contact = await tx.get_contact(user_id)
             if contact is None:
                 return False
-            previous = _cached_list(contact)
+            previous = self.verified_list(contact)
             try:
                 verified = verify_device_list(signed, user_id=user_id, previous=previous)
             except StaleDeviceListError:
@@ -254,8 +278,7 @@ class Core:
         message_id = message_id or self.new_message_id()
         now = self.now() if now is None else now
         if devices is None:
-            async with self.db.transaction() as tx:
-                device_list = _cached_list(await tx.get_contact(recipient_id))
+            device_list = await self.cached_device_list(recipient_id)
             targets = (
                 [info.device_key for info in device_list.devices]
                 if device_list is not None

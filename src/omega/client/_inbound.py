@@ -82,6 +82,7 @@ __all__ = ["Inbound", "Receipt"]
 
 logger = logging.getLogger("omega.client")
 
+_STORED_KINDS = frozenset({"text", "media", "location", "contact", "sticker", "reaction"})
 _RESET_CAUSES = (CryptoError, UnknownPrekeyError, TooManySkippedMessagesError)
 _OFFER_INTERVAL_MS = 60_000
 
@@ -258,8 +259,10 @@ class Inbound:
         except OmegaError as exc:
             await self._refused(exc, info.sender_id, info.message_id)
             return Receipt.REFUSED
-        await self.drain_inbox()
-        return Receipt.ACCEPTED if fresh else Receipt.DUPLICATE
+        if fresh is None:
+            return Receipt.DUPLICATE
+        await self._apply_and_remove(fresh)
+        return Receipt.ACCEPTED
 
     async def _known_device(self, info: EnvelopeInfo) -> bool:
         """True when the sender's signed device list lists the sending device.
@@ -294,14 +297,15 @@ class Inbound:
                 )
                 await tx.put_contact(contact)
         if contact.device_list is not None:
-            device_list = await core.device_list(info.sender_id)
+            device_list = core.verified_list(contact)
             if device_list is not None and device_list.is_revoked(info.sender_device_key):
                 raise InvalidEnvelopeError(
                     "from a revoked device", details={"reason": "revoked_device"}
                 )
         return contact
 
-    async def _decrypt(self, info: EnvelopeInfo, message: Message) -> bool:
+    async def _decrypt(self, info: EnvelopeInfo, message: Message) -> InboxEntry | None:
+        """Decrypt into the inbox; the entry, or None when it was in the inbox already."""
         core = self._core
         device_key = info.sender_device_key
         async with core.keys.transaction() as tx:
@@ -341,14 +345,13 @@ class Inbound:
                 raise RemoteProtocolError("group messages need a group (not supported yet)")
             await save_sessions(tx, device_key, sessions)
             wrapper = dataclasses.replace(message, encrypted_content=plaintext)
-            return await tx.add_to_inbox(
-                InboxEntry(
-                    message_id=message.message_id,
-                    sender_device_key=device_key,
-                    plaintext=encode_message(wrapper),
-                    received_at=core.now(),
-                )
+            entry = InboxEntry(
+                message_id=message.message_id,
+                sender_device_key=device_key,
+                plaintext=encode_message(wrapper),
+                received_at=core.now(),
             )
+            return entry if await tx.add_to_inbox(entry) else None
 
     async def _request_reset(
         self, info: EnvelopeInfo, connection: PeerConnection | None, cause: OmegaError
@@ -447,15 +450,19 @@ class Inbound:
             if not entries:
                 return
             for entry in entries:
-                try:
-                    events = await self._apply(entry)
-                except OmegaError as exc:
-                    await self._refused(exc, None, entry.message_id)
-                    events = []
-                async with core.keys.transaction() as tx:
-                    await tx.remove_from_inbox([entry.message_id])
-                for event in events:
-                    await core.emit(event)
+                await self._apply_and_remove(entry)
+
+    async def _apply_and_remove(self, entry: InboxEntry) -> None:
+        """Apply one inbox entry to the history, then take it out of the inbox."""
+        try:
+            events = await self._apply(entry)
+        except OmegaError as exc:
+            await self._refused(exc, None, entry.message_id)
+            events = []
+        async with self._core.keys.transaction() as tx:
+            await tx.remove_from_inbox([entry.message_id])
+        for event in events:
+            await self._core.emit(event)
 
     async def _apply(self, entry: InboxEntry) -> list[Event]:
         core = self._core
@@ -466,8 +473,11 @@ class Inbound:
         conversation = wrapper.recipient_id if own else sender_id
         kind = content_kind(content)
         now = core.now()
+        stored = self._stored_message(entry, wrapper, content) if kind in _STORED_KINDS else None
         async with core.db.transaction() as tx:
             if not await tx.mark_seen(entry.sender_device_key, wrapper.message_id, now):
+                return []
+            if stored is not None and not await tx.add_message(stored):
                 return []
         if kind == "typing":
             typing = content.typing
@@ -480,9 +490,32 @@ class Inbound:
             return []
         if kind in ("edit", "delete"):
             return await self._apply_change(wrapper, content, conversation, sender_id)
-        stored = StoredMessage(
+        if kind == "reaction":
+            reaction = content.reaction
+            assert reaction is not None
+            return [
+                ReactionReceived(
+                    conversation_id=conversation,
+                    target_message_id=reaction.target_message_id,
+                    sender_id=sender_id,
+                    emoji=reaction.emoji,
+                )
+            ]
+        if stored is None:  # pragma: no cover - every kind is handled above
+            logger.info("event=ignored kind=%s sender=%s", kind or "empty", sender_id)
+            return []
+        return [MessageReceived(message=stored, content=content)]
+
+    def _stored_message(
+        self, entry: InboxEntry, wrapper: Message, content: MessageContent
+    ) -> StoredMessage:
+        """The history record of a received message of a stored kind."""
+        sender_id = wrapper.sender_id.lower()
+        own = sender_id == self._core.user_id
+        kind = content_kind(content)
+        return StoredMessage(
             message_id=wrapper.message_id,
-            conversation_id=conversation,
+            conversation_id=wrapper.recipient_id if own else sender_id,
             sender_id=sender_id,
             sender_device_key=entry.sender_device_key,
             direction=Direction.OUTGOING if own else Direction.INCOMING,
@@ -504,21 +537,6 @@ class Inbound:
                 else None
             ),
         )
-        async with core.db.transaction() as tx:
-            if not await tx.add_message(stored):
-                return []
-        if kind == "reaction":
-            reaction = content.reaction
-            assert reaction is not None
-            return [
-                ReactionReceived(
-                    conversation_id=conversation,
-                    target_message_id=reaction.target_message_id,
-                    sender_id=sender_id,
-                    emoji=reaction.emoji,
-                )
-            ]
-        return [MessageReceived(message=stored, content=content)]
 
     async def _apply_receipt(
         self, entry: InboxEntry, content: MessageContent, conversation: str

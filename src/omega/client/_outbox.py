@@ -83,6 +83,7 @@ class Outbox:
                         )
         finally:
             self._busy.discard(device_key)
+            self._core.outbox_wakeup.set()  # entries may have become due meanwhile
 
     def _owner(self, entry: OutboxEntry) -> str:
         """The user whose device the entry goes to."""
@@ -230,9 +231,10 @@ class Outbox:
             ),
             encrypted_content=data,
         )
-        sealed = dataclasses.replace(entry, ciphertext=encode_message(Frame(message=envelope)))
-        await self._save(sealed)
-        return sealed
+        # The session was saved first; the ciphertext is persisted with the outcome
+        # of the first attempt. A crash in between only makes the next attempt
+        # encrypt again under the next message key, which the receiver accepts.
+        return dataclasses.replace(entry, ciphertext=encode_message(Frame(message=envelope)))
 
     async def _bundle(self, owner: str, device_key: bytes) -> VerifiedPrekeyBundle | None:
         core = self._core

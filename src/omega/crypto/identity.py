@@ -33,6 +33,7 @@ exactly; callers that read ids typed by people strip them first (the
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from omega.crypto._ed25519 import (
@@ -88,6 +89,16 @@ def public_key_from_user_id(user_id: str) -> bytes:
     """
     if not isinstance(user_id, str):
         raise InvalidUserIdError(f"a user id is a string, not {type(user_id).__name__}")
+    return _decode_user_id(user_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_user_id(user_id: str) -> bytes:
+    """:func:`public_key_from_user_id` for a str; valid ids are cached (errors never are).
+
+    Every layer checks the user ids it handles, so the same few ids are
+    decoded (Bech32m plus an Ed25519 point check) over and over.
+    """
     if user_id[: len(_PREFIX)].lower() != _PREFIX:
         raise InvalidUserIdError(
             f"invalid user id: it must start with {_PREFIX!r}",
