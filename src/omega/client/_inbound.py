@@ -64,6 +64,7 @@ from omega.protocol import (
     KeyRequest,
     Message,
     MessageContent,
+    PrekeyMessage,
     ReceiptContent,
     ReceiptType,
     SessionResetRequest,
@@ -310,29 +311,36 @@ class Inbound:
         device_key = info.sender_device_key
         async with core.keys.transaction() as tx:
             sessions = await load_sessions(tx, device_key)
-            if info.encryption is EncryptionKind.PREKEY:
+            existing = (
+                session_for_prekey(sessions, message.encrypted_content)
+                if info.encryption is EncryptionKind.PREKEY
+                else None
+            )
+            if existing is not None:
+                # The initiator repeats its prekey message until it hears from us:
+                # the session exists, so the prekey store is not even loaded.
+                inner = decode_message(PrekeyMessage, message.encrypted_content)
+                plaintext = existing.decrypt(inner.message)
+                sessions = [existing, *(s for s in sessions if s is not existing)]
+            elif info.encryption is EncryptionKind.PREKEY:
                 prekey_state = await tx.load_prekeys()
                 if prekey_state is None:  # pragma: no cover - created at start
                     raise _NoSessionError("no prekeys")
                 prekeys = PrekeyStore.from_bytes(prekey_state)
-                existing = session_for_prekey(sessions, message.encrypted_content)
                 accepted = accept_session(
                     core.identity.device,
                     prekeys,
                     message.encrypted_content,
                     now=core.now(),
                     expected_user_id=info.sender_id,
-                    existing_session=existing,
                 )
                 if not hmac.compare_digest(accepted.remote_certificate.device_key, device_key):
                     raise InvalidEnvelopeError(
                         "prekey message of another device", details={"reason": "device_mismatch"}
                     )
                 plaintext = accepted.plaintext
-                others = [s for s in sessions if s is not accepted.session]
-                sessions = [accepted.session, *others]
-                if accepted.new_session:
-                    await tx.save_prekeys(prekeys.to_bytes())
+                sessions = [accepted.session, *sessions]
+                await tx.save_prekeys(prekeys.to_bytes())
             elif info.encryption is EncryptionKind.RATCHET:
                 if not sessions:
                     raise _NoSessionError("no session with the sending device")
