@@ -114,6 +114,7 @@ class Inbound:
         self._requested_resets: dict[bytes, int] = {}
         self._offered: dict[bytes, int] = {}
         self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
+        self._applied: list[str] = []  # inbox entries applied, removed with the next commit
 
     # -- connections ----------------------------------------------------
     async def on_connected(self, connection: PeerConnection) -> None:
@@ -262,7 +263,7 @@ class Inbound:
             return Receipt.REFUSED
         if fresh is None:
             return Receipt.DUPLICATE
-        await self._apply_and_remove(fresh)
+        await self._apply_and_remove(fresh, defer_removal=True)
         return Receipt.ACCEPTED
 
     async def _known_device(self, info: EnvelopeInfo) -> bool:
@@ -309,7 +310,12 @@ class Inbound:
         """Decrypt into the inbox; the entry, or None when it was in the inbox already."""
         core = self._core
         device_key = info.sender_device_key
+        applied = self._applied[:]
         async with core.keys.transaction() as tx:
+            if applied:
+                # Entries already applied to the history leave the inbox with this commit
+                # (one disk sync less per message; re-applying one is a no-op anyway).
+                await tx.remove_from_inbox(applied)
             sessions = await load_sessions(tx, device_key)
             existing = (
                 session_for_prekey(sessions, message.encrypted_content)
@@ -359,7 +365,9 @@ class Inbound:
                 plaintext=encode_message(wrapper),
                 received_at=core.now(),
             )
-            return entry if await tx.add_to_inbox(entry) else None
+            added = await tx.add_to_inbox(entry)
+        del self._applied[: len(applied)]
+        return entry if added else None
 
     async def _request_reset(
         self, info: EnvelopeInfo, connection: PeerConnection | None, cause: OmegaError
@@ -460,15 +468,19 @@ class Inbound:
             for entry in entries:
                 await self._apply_and_remove(entry)
 
-    async def _apply_and_remove(self, entry: InboxEntry) -> None:
-        """Apply one inbox entry to the history, then take it out of the inbox."""
+    async def _apply_and_remove(self, entry: InboxEntry, *, defer_removal: bool = False) -> None:
+        """Apply one inbox entry to the history, then take it out of the inbox
+        (now, or with the next decryption's commit when ``defer_removal``)."""
         try:
             events = await self._apply(entry)
         except OmegaError as exc:
             await self._refused(exc, None, entry.message_id)
             events = []
-        async with self._core.keys.transaction() as tx:
-            await tx.remove_from_inbox([entry.message_id])
+        if defer_removal and len(self._applied) < 256:
+            self._applied.append(entry.message_id)
+        else:
+            async with self._core.keys.transaction() as tx:
+                await tx.remove_from_inbox([entry.message_id])
         for event in events:
             await self._core.emit(event)
 

@@ -27,7 +27,12 @@ from omega.protocol import EncryptionKind, Frame, KeyRequest, encode_message
 from omega.session.content import EPHEMERAL_KINDS, content_kind, decode_content
 from omega.session.delivery import Outcome, Path
 from omega.session.envelope import seal_envelope
-from omega.storage.message_base import DeliveryState, Direction, OutboxEntry
+from omega.storage.message_base import (
+    DeliveryState,
+    Direction,
+    MessageStoreTransaction,
+    OutboxEntry,
+)
 
 __all__ = ["Outbox"]
 
@@ -71,16 +76,14 @@ class Outbox:
     async def _deliver_device(self, device_key: bytes, entries: Sequence[OutboxEntry]) -> None:
         try:
             async with self._limiter:
-                for entry in entries:
-                    try:
-                        await self._attempt(entry)
-                    except OmegaError as exc:
-                        logger.warning(
-                            "event=delivery_error message=%s error=%s reason=%s",
-                            entry.message_id,
-                            exc.code,
-                            exc.message,
-                        )
+                await self._deliver_batch(list(entries))
+        except OmegaError as exc:
+            logger.warning(
+                "event=delivery_error device=%s error=%s reason=%s",
+                device_key.hex()[:16],
+                exc.code,
+                exc.message,
+            )
         finally:
             self._busy.discard(device_key)
             self._core.outbox_wakeup.set()  # entries may have become due meanwhile
@@ -94,27 +97,49 @@ class Outbox:
             return self._core.user_id
         return entry.recipient_id
 
-    async def _attempt(self, entry: OutboxEntry) -> None:
+    async def _deliver_batch(self, entries: list[OutboxEntry]) -> None:
+        """Deliver due entries of ONE device, in order, with one key-store and one
+        message-store transaction for the whole batch (each commit is a disk sync)."""
         core = self._core
         now = core.now()
-        expired = core.engine.expire_if_due(entry, now=now)
-        if expired is not None:
-            await self._record(expired)
+        ready: list[OutboxEntry] = []
+        for entry in entries:
+            expired = core.engine.expire_if_due(entry, now=now)
+            if expired is not None:
+                await self._record_many([expired])
+            elif hmac.compare_digest(
+                entry.recipient_device_key, identity_key_of(entry.recipient_id)
+            ):
+                await self._fan_out(entry)
+            elif await self._held(entry, self._owner(entry)):
+                await self._save(dataclasses.replace(entry, next_attempt_at=entry.expires_at))
+            else:
+                ready.append(entry)
+        if not ready:
             return
-        if hmac.compare_digest(entry.recipient_device_key, identity_key_of(entry.recipient_id)):
-            await self._fan_out(entry)
+        owner = self._owner(ready[0])
+        sealed = await self._encrypt_many(ready, owner)
+        if sealed is None:
+            await self._record_many(
+                [core.engine.apply(entry, Outcome.NOT_READY, now=core.now()) for entry in ready]
+            )
             return
-        owner = self._owner(entry)
-        if await self._held(entry, owner):
-            await self._save(dataclasses.replace(entry, next_attempt_at=entry.expires_at))
-            return
-        if entry.ciphertext is None:
-            sealed = await self._encrypt(entry, owner)
-            if sealed is None:
-                await self._record(core.engine.apply(entry, Outcome.NOT_READY, now=core.now()))
-                return
-            entry = sealed
-        assert entry.ciphertext is not None
+        results: list[OutboxEntry] = []
+        dropped: list[OutboxEntry] = []
+        for entry in sealed:
+            outcome = await self._send_one(entry, owner)
+            if entry.ephemeral and outcome is not Outcome.DIRECT_SENT:
+                dropped.append(entry)
+                continue
+            updated = core.engine.apply(entry, outcome, now=core.now())
+            if outcome is Outcome.DEPOSITED and self._is_receipt(entry):
+                dropped.append(updated)
+            else:
+                results.append(updated)
+        await self._record_many(results, dropped=dropped)
+
+    async def _send_one(self, entry: OutboxEntry, owner: str) -> Outcome:
+        core = self._core
         connection = self._links.connected(owner, entry.recipient_device_key)
         direct_possible = connection is not None or bool(
             await self._links.addresses(owner, entry.recipient_device_key)
@@ -125,19 +150,10 @@ class Outbox:
             store_possible=core.mailbox is not None and not entry.ephemeral,
         )
         if path is Path.DIRECT:
-            outcome = await self._send_direct(entry, owner)
-        elif path is Path.STORE:
-            outcome = await self._deposit(entry)
-        else:
-            outcome = Outcome.NOT_READY
-        if entry.ephemeral and outcome is not Outcome.DIRECT_SENT:
-            await self._drop(entry)
-            return
-        updated = core.engine.apply(entry, outcome, now=core.now())
-        if outcome is Outcome.DEPOSITED and self._is_receipt(entry):
-            await self._drop(updated)
-            return
-        await self._record(updated)
+            return await self._send_direct(entry, owner)
+        if path is Path.STORE:
+            return await self._deposit(entry)
+        return Outcome.NOT_READY
 
     async def _held(self, entry: OutboxEntry, owner: str) -> bool:
         if owner == self._core.user_id:
@@ -195,45 +211,59 @@ class Outbox:
                 await arrived.wait()
         return await core.device_list(user_id)
 
-    async def _encrypt(self, entry: OutboxEntry, owner: str) -> OutboxEntry | None:
-        """Encrypt the entry's content for its device; None when no session can start yet."""
+    async def _encrypt_many(
+        self, entries: list[OutboxEntry], owner: str
+    ) -> list[OutboxEntry] | None:
+        """Encrypt the entries of one device that lack a ciphertext, in order, in one
+        key-store transaction; None when no session can start yet."""
         core = self._core
-        device_key = entry.recipient_device_key
+        device_key = entries[0].recipient_device_key
+        if all(entry.ciphertext is not None for entry in entries):
+            return entries
         async with core.keys.transaction() as tx:
             has_session = bool(await load_sessions(tx, device_key))
         bundle = None if has_session else await self._bundle(owner, device_key)
         if not has_session and bundle is None:
             return None
+        sealed: list[OutboxEntry] = []
         async with core.keys.transaction() as tx:
             sessions = await load_sessions(tx, device_key)
-            if sessions:
-                session = sessions[0]
-                encrypted = encrypt_message(session, entry.content, rng=core.rng)
-                kind, data = encrypted.kind, encrypted.data
-            elif bundle is not None:
-                session, data = initiate_session(
-                    core.identity.device, bundle, entry.content, user_id=owner, rng=core.rng
-                )
-                sessions = [session]
-                kind = MessageKind.PREKEY
-            else:  # pragma: no cover - the session vanished between two transactions
-                return None
+            for entry in entries:
+                if entry.ciphertext is not None:
+                    sealed.append(entry)
+                    continue
+                if sessions:
+                    encrypted = encrypt_message(sessions[0], entry.content, rng=core.rng)
+                    kind, data = encrypted.kind, encrypted.data
+                elif bundle is not None:
+                    session, data = initiate_session(
+                        core.identity.device, bundle, entry.content, user_id=owner, rng=core.rng
+                    )
+                    sessions = [session]
+                    kind = MessageKind.PREKEY
+                else:  # pragma: no cover - the session vanished between two transactions
+                    return None
+                sealed.append(self._seal(entry, kind, data))
             await save_sessions(tx, device_key, sessions)
+        # The sessions were saved first; ciphertexts are persisted with the outcome
+        # of the first attempt. A crash in between only makes the next attempt
+        # encrypt again under the next message keys, which the receiver accepts.
+        return sealed
+
+    def _seal(self, entry: OutboxEntry, kind: MessageKind, data: bytes) -> OutboxEntry:
+        core = self._core
         envelope = seal_envelope(
             core.identity.device,
             message_id=entry.message_id,
             sender_id=core.user_id,
             recipient_id=entry.recipient_id,
-            recipient_device_key=device_key,
+            recipient_device_key=entry.recipient_device_key,
             timestamp=entry.created_at,
             encryption=(
                 EncryptionKind.PREKEY if kind is MessageKind.PREKEY else EncryptionKind.RATCHET
             ),
             encrypted_content=data,
         )
-        # The session was saved first; the ciphertext is persisted with the outcome
-        # of the first attempt. A crash in between only makes the next attempt
-        # encrypt again under the next message key, which the receiver accepts.
         return dataclasses.replace(entry, ciphertext=encode_message(Frame(message=envelope)))
 
     async def _bundle(self, owner: str, device_key: bytes) -> VerifiedPrekeyBundle | None:
@@ -314,44 +344,72 @@ class Outbox:
 
     async def _record(self, entry: OutboxEntry) -> None:
         """Persist ``entry`` and move its message's aggregated state forward."""
-        owner = self._owner(entry)
-        new_state: DeliveryState | None = None
+        await self._record_many([entry])
+
+    async def _record_many(
+        self, entries: Sequence[OutboxEntry], *, dropped: Sequence[OutboxEntry] = ()
+    ) -> None:
+        """Persist ``entries`` (and remove ``dropped``) in one transaction; report states."""
+        events: list[DeliveryStateChanged] = []
         async with self._core.db.transaction() as tx:
-            if entry.state in _FINAL:
+            for entry in dropped:
                 await tx.remove_outbox(entry.message_id, entry.recipient_device_key)
-            else:
-                await tx.update_outbox(entry)
-            message = await tx.get_message(entry.recipient_id, entry.message_id)
-            if message is not None and message.direction is Direction.OUTGOING:
-                target = entry.state
-                if owner == self._core.user_id and target in _FINAL:
-                    target = DeliveryState.SENT  # our own devices do not make it "delivered"
-                if target is DeliveryState.FAILED:
-                    siblings = await tx.outbox_for_message(entry.message_id)
-                    if siblings or message.state is not DeliveryState.PENDING:
-                        target = DeliveryState.PENDING  # others may still succeed
-                if target is not DeliveryState.PENDING and await tx.set_message_state(
-                    entry.recipient_id, entry.message_id, target
-                ):
-                    new_state = target
-        if new_state is not None:
-            await self._core.emit(
-                DeliveryStateChanged(
-                    conversation_id=entry.recipient_id,
-                    message_id=entry.message_id,
-                    state=new_state,
-                )
-            )
+            for entry in entries:
+                new_state = await self._persist(tx, entry)
+                if new_state is not None:
+                    events.append(
+                        DeliveryStateChanged(
+                            conversation_id=entry.recipient_id,
+                            message_id=entry.message_id,
+                            state=new_state,
+                        )
+                    )
+        for event in events:
+            await self._core.emit(event)
+
+    async def _persist(
+        self, tx: MessageStoreTransaction, entry: OutboxEntry
+    ) -> DeliveryState | None:
+        """Write ``entry``; return its message's new aggregated state, if it moved."""
+        if entry.state in _FINAL:
+            await tx.remove_outbox(entry.message_id, entry.recipient_device_key)
+        else:
+            await tx.update_outbox(entry)
+        message = await tx.get_message(entry.recipient_id, entry.message_id)
+        if message is None or message.direction is not Direction.OUTGOING:
+            return None
+        target = entry.state
+        if self._owner(entry) == self._core.user_id and target in _FINAL:
+            target = DeliveryState.SENT  # our own devices do not make it "delivered"
+        if target is DeliveryState.FAILED:
+            siblings = await tx.outbox_for_message(entry.message_id)
+            if siblings or message.state is not DeliveryState.PENDING:
+                target = DeliveryState.PENDING  # others may still succeed
+        if target is not DeliveryState.PENDING and await tx.set_message_state(
+            entry.recipient_id, entry.message_id, target
+        ):
+            return target
+        return None
 
     async def acknowledged(self, device_key: bytes, message_ids: Sequence[str]) -> None:
         """``device_key`` acknowledged ``message_ids`` (Ack frame or delivery receipt)."""
-        for message_id in message_ids:
-            async with self._core.db.transaction() as tx:
+        core = self._core
+        events: list[DeliveryStateChanged] = []
+        async with core.db.transaction() as tx:
+            for message_id in message_ids:
                 entry = await tx.outbox_entry(message_id, device_key)
-            if entry is not None and entry.state not in _FINAL:
-                await self._record(
-                    self._core.engine.apply(entry, Outcome.ACKNOWLEDGED, now=self._core.now())
-                )
+                if entry is None or entry.state in _FINAL:
+                    continue
+                acknowledged = core.engine.apply(entry, Outcome.ACKNOWLEDGED, now=core.now())
+                state = await self._persist(tx, acknowledged)
+                if state is not None:
+                    events.append(
+                        DeliveryStateChanged(
+                            conversation_id=entry.recipient_id, message_id=message_id, state=state
+                        )
+                    )
+        for event in events:
+            await core.emit(event)
 
     async def rejected(self, device_key: bytes, message_id: str, reason: str) -> None:
         """``device_key`` refused ``message_id`` for good: that entry fails."""
