@@ -229,8 +229,11 @@ class OmegaKademliaProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia
             return
         name, args = payload
         # Every RPC is synchronous: answer at once rather than through a task per request.
-        answer = getattr(self, f"rpc_{name}")(addr, *args)
-        self.transport.sendto(_RESPONSE + message_id + umsgpack.packb(answer), addr)
+        try:
+            answer = getattr(self, f"rpc_{name}")(addr, *args)
+            self.transport.sendto(_RESPONSE + message_id + umsgpack.packb(answer), addr)
+        except Exception as exc:  # one bad request must never stop the node
+            self._malformed(addr, f"{name} failed ({type(exc).__name__})")
 
     # RPCs ----------------------------------------------------------------------------------
 
