@@ -129,6 +129,7 @@ def test_an_oversized_or_unreadable_routing_table_is_refused(tmp_path: Path) -> 
 async def _http(address: tuple[str, int], request: bytes) -> tuple[str, bytes]:
     async with await anyio.connect_tcp(*address) as stream:
         await stream.send(request)
+        await stream.send_eof()
         response = b""
         try:
             while True:

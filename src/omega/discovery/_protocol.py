@@ -221,6 +221,10 @@ class OmegaKademliaProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia
             self._malformed(addr, f"undecodable msgpack ({type(exc).__name__})")
             return
         if kind == _RESPONSE:
+            future = self._outstanding.get(message_id, (None,))[0]
+            if future is not None and future.done():  # its waiter was cancelled
+                self._outstanding.pop(message_id)[1].cancel()
+                return
             self._accept_response(message_id, payload, addr)
             return
         problem = _request_problem(payload)

@@ -28,10 +28,10 @@ from kademlia.crawling import NodeSpiderCrawl
 from kademlia.network import Server
 from kademlia.node import Node
 
-from omega.crypto import VerifiedDeviceList, check_public_key
+from omega.crypto import VerifiedDeviceList
 from omega.crypto.devices import MAX_DEVICE_LIST_SIZE
-from omega.crypto.identity import public_key_from_user_id
 from omega.discovery._crawl import BestRecordCrawl
+from omega.discovery._keys import checked_device_key, identity_key_of
 from omega.discovery._protocol import OmegaKademliaProtocol, ProtocolLimits, ProtocolStats
 from omega.discovery._storage import SHARED_CACHE, RecordStorage, StorageLimits
 from omega.discovery.base import PeerRecordInfo, Publisher, Resolver, WallClock, unix_ms
@@ -339,6 +339,7 @@ class DhtNode(Resolver, Publisher):
                     protocol, node, nearest, self.config.ksize, self.config.alpha
                 )
                 await spider.find()
+        logger.info("dht.refreshed targets=%d contacts=%d", len(targets), len(self.routing_table()))
 
     async def republish(self) -> None:
         """Store again our own live records, and records held longer than the interval."""
@@ -482,8 +483,8 @@ class DhtNode(Resolver, Publisher):
 
     async def resolve_peer(self, device_key: bytes, *, user_id: str) -> PeerRecordInfo | None:
         """The newest valid, unexpired peer record of ``device_key`` if it is ``user_id``'s."""
-        public_key_from_user_id(user_id)
-        check_public_key(device_key)
+        identity_key_of(user_id)
+        checked_device_key(device_key)
         self._check_open()
         found = (await self.lookup(peer_record_key(device_key))).value
         if found is None or found.peer_record is None:

@@ -24,7 +24,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from omega.crypto import VerifiedDeviceList, verify_device_list
-from omega.crypto.identity import public_key_from_user_id
+from omega.discovery._keys import identity_key_of
 from omega.discovery.base import PeerRecordInfo
 from omega.discovery.records import verify_peer_record
 from omega.errors import CertificateError, ConfigurationError, MessageDecodeError, StaleRecordError
@@ -73,7 +73,7 @@ class ValueKind(enum.Enum):
 
 def device_list_key(user_id: str) -> bytes:
     """The DHT key of ``user_id``'s device list (raises InvalidUserIdError for a bad id)."""
-    identity_key = public_key_from_user_id(user_id)
+    identity_key = identity_key_of(user_id)
     return hashlib.sha256(DEVICE_LIST_KEY_CONTEXT + identity_key).digest()[:DHT_KEY_SIZE]
 
 
