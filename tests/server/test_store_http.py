@@ -242,5 +242,3 @@ async def test_a_lying_server_is_a_protocol_error() -> None:
 def test_client_configuration_is_validated() -> None:
     with pytest.raises(ValueError, match="timeout"):
         StoreClientConfig(timeout_seconds=0)
-
-
