@@ -41,7 +41,7 @@ def _errors() -> dict[type[BaseException], type[StorageError]]:
 
 
 class RedisNotifier(Notifier):
-    """Arrival notifications through Redis pub/sub; open with ``async with RedisNotifier.open(...)``."""
+    """Arrival notifications through Redis pub/sub: ``async with RedisNotifier.open(url)``."""
 
     def __init__(self, client: Any, prefix: str) -> None:
         self._client = client

@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - the only interpolated name is the schema, checked against _SCHEMA_NAME
 """The scale-out store backend: PostgreSQL through asyncpg.
 
 The original plan's ``messages`` table (``recipient_hash``,
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 import anyio
@@ -112,13 +113,15 @@ class PostgresBackend(StoreBackend):
             )
         backend = cls(pool, schema=schema, partition_days_ahead=partition_days_ahead)
         try:
-            async with backend._connection("create the schema") as connection:
-                async with connection.transaction():
-                    await connection.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", schema
-                    )
-                    for statement in _ddl(schema):
-                        await connection.execute(statement)
+            async with (
+                backend._connection("create the schema") as connection,
+                connection.transaction(),
+            ):
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", schema
+                )
+                for statement in _ddl(schema):
+                    await connection.execute(statement)
             await backend.ensure_partitions(now_ms)
         except BaseException:
             await backend.aclose()
@@ -148,14 +151,13 @@ class PostgresBackend(StoreBackend):
         import asyncpg
 
         async with self._partition_lock, self._connection("create a partition") as connection:
-            try:
+            # another process may create it at the same moment
+            with suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
                 await connection.execute(
                     f"CREATE TABLE IF NOT EXISTS {self._partition(day)} PARTITION OF"
                     f" {self.schema}.messages FOR VALUES FROM ({day * _DAY_MS})"
                     f" TO ({(day + 1) * _DAY_MS})"
                 )
-            except (asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-                pass  # another process created it at the same moment
             self._partitions.add(day)
 
     async def insert_message(
@@ -223,7 +225,7 @@ class PostgresBackend(StoreBackend):
                 recipient_hash,
                 list(message_ids),
             )
-        return int(status.split()[-1])
+        return int(status.rsplit(maxsplit=1)[-1])
 
     async def purge_expired(self, now: int) -> int:
         """Drop partitions that ended, delete expired rows of the current one, spent nonces."""
@@ -246,7 +248,7 @@ class PostgresBackend(StoreBackend):
                         await db.execute(f"DROP TABLE {s}.{record['relname']}")
                     self._partitions.discard(day)
             status: str = await db.execute(f"DELETE FROM {s}.messages WHERE expires_at <= $1", now)
-            removed += int(status.split()[-1])
+            removed += int(status.rsplit(maxsplit=1)[-1])
             await db.execute(f"DELETE FROM {s}.nonces WHERE expires_at <= $1", now)
         await self.ensure_partitions(now)
         return removed
