@@ -50,6 +50,7 @@ PROFILE_FILE = "identity.txt"
 
 SERVE_COMMANDS: dict[str, str] = {
     "bootstrap": "omega.server.bootstrap.command",
+    "store": "omega.server.store.command",
 }
 """The servers of ``omega serve``: name -> module. Each module exposes ``HELP``
 (one line), ``configure(parser)`` adding its options, and ``run(args, out) -> int``.
