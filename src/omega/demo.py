@@ -1,70 +1,63 @@
-"""``omega demo``: a guided tour of what the SDK does today, on embedded defaults.
+"""``omega demo``: three people, a store server and a DHT, on loopback, in under a minute.
 
-Two users, Alice and Bob, meet: they create identities, Alice links a second
-device, they exchange contact URIs, compare safety numbers (by digits and by
-QR payload), Alice revokes a lost device and backs up her identity, they open
-an end-to-end encrypted session (X3DH + Double Ratchet) and exchange
-messages, an encrypted message envelope survives the framing layer in ragged
-chunks, and finally travels over TCP on loopback inside a Noise XX secure
-channel that proves both identities. Every step checks its result and the
-tour stops with an error if one fails. It runs in one process, on loopback
-only, with no files.
+Everything runs in this process on embedded defaults, with real components:
+each person's data directory (identity encrypted under a passphrase, SQLite
+key and message stores encrypted at rest) in a temporary directory, a
+store-and-forward server (the ``omega serve store`` HTTP app on SQLite), a
+Kademlia DHT bootstrap node, and three clients talking TCP through the Noise
+secure channel. The transcript shows:
+
+1. identities and the infrastructure starting;
+2. Alice and Bob exchanging contact URIs and verifying their safety number;
+3. a direct end-to-end encrypted conversation, with delivery and read
+   states, a reply, a reaction and an edit;
+4. a message to Carol while she is offline, deposited in the store as
+   ciphertext, fetched and acknowledged when she comes back;
+5. what the store server saw.
+
+Every step checks its result; a step that fails stops the tour with
+:class:`DemoFailedError` (exit status 1), never a traceback.
 """
 
 from __future__ import annotations
 
-import random
+import tempfile
 import time
-import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import TextIO
 
 import anyio
 import segno
+import uvicorn
 
 import omega
-from omega.crypto import (
-    ContactUri,
-    DeviceKeyPair,
-    Identity,
-    PrekeyStore,
-    RatchetSession,
-    SafetyNumber,
-    accept_session,
-    encrypt_message,
-    export_identity,
-    import_identity,
-    initiate_session,
-    verify_device_list,
+from omega.client import (
+    Client,
+    ClientConfig,
+    DataDir,
+    DeliveryStateChanged,
+    Event,
+    MessageEdited,
+    MessageReceived,
+    ReactionReceived,
 )
-from omega.errors import (
-    DecryptionError,
-    InvalidUriError,
-    OmegaError,
-    PeerIdentityMismatchError,
-    StaleDeviceListError,
-    WrongPassphraseError,
-)
-from omega.protocol import (
-    Ack,
-    AckStatus,
-    Frame,
-    Message,
-    MessageType,
-    decode_message,
-    encode_message,
-)
-from omega.protocol.framing import FrameDecoder, encode_frame
-from omega.transport import (
-    Address,
-    FrameConnection,
-    NoiseCredentials,
-    SecureConnection,
-    SecureTransport,
-    TcpTransport,
-    listening,
-)
+from omega.crypto import ContactUri, Identity
+from omega.crypto.backup import MIN_MEMLIMIT, MIN_OPSLIMIT, export_identity
+from omega.discovery import DhtConfig, DhtNode
+from omega.errors import OmegaError
+from omega.mailbox._auth import recipient_hash
+from omega.mailbox.http import StoreClient
+from omega.mailbox.service import StoreService
+from omega.server.store.app import create_app
+from omega.server.store.sqlite import SQLiteBackend
+from omega.storage.message_base import DeliveryState
 
 __all__ = ["DemoFailedError", "run_demo"]
+
+PASSPHRASE = "omega demo passphrase"  # noqa: S105 - a throwaway demo identity
+STEP_TIMEOUT = 20.0
 
 
 class DemoFailedError(OmegaError):
@@ -73,246 +66,262 @@ class DemoFailedError(OmegaError):
     code = "demo_failed"
 
 
-def _check(condition: bool, what: str) -> None:
-    if not condition:
-        raise DemoFailedError(f"demo step failed: {what}")
-
-
-def run_demo(out: TextIO, *, qr: bool = True) -> None:
-    """Run the tour, printing each step to ``out``.
-
-    Raises :class:`DemoFailedError` if a step does not produce what it should.
-    """
-    now = time.time_ns() // 1_000_000
-    say = _Printer(out)
-    say.title(f"Omega {omega.__version__} demo (Cython accelerators live: {omega.accelerated()})")
-    alice, bob = _create_identities(say, now)
-    alice, phone = _link_device(say, alice, now)
-    alices_list_as_bob_saw_it = _exchange_contacts(say, alice, out if qr else None)
-    _compare_safety_numbers(say, alice, bob)
-    alice = _revoke_device(say, alice, phone, alices_list_as_bob_saw_it, now)
-    _back_up(say, alice)
-    ciphertext, bobs_session = _encrypted_chat(say, alice, bob, now)
-    envelope = Message(
-        message_id=str(uuid.uuid4()),
-        sender_id=alice.user_id,
-        recipient_id=bob.user_id,
-        type=MessageType.TEXT,
-        timestamp=now,
-        encrypted_content=ciphertext,
-        sender_device_key=alice.device.device_key,
-        recipient_device_key=bob.device.device_key,
-    )
-    _send_envelope(say, envelope, now)
-    try:
-        anyio.run(_over_the_network, say, alice, bob, envelope, bobs_session)
-    except* OmegaError as group:  # task groups wrap what their body raised
-        first = group.exceptions[0]
-        message = first.message if isinstance(first, OmegaError) else str(first)
-        raise DemoFailedError(f"demo step failed over the network: {message}") from first
-    say.title("Done. Next: the Client, servers and discovery (docs/roadmap.md).")
-
-
-def _create_identities(say: _Printer, now: int) -> tuple[Identity, Identity]:
-    say.step("Alice and Bob create identities (Ed25519 keys, no phone number, no e-mail)")
-    alice = Identity.create(display_name="Alice", device_name="alice-laptop", created_at=now)
-    bob = Identity.create(display_name="Bob", device_name="bob-phone", created_at=now)
-    say.item(f"Alice: {alice.user_id}")
-    say.item(f"Bob:   {bob.user_id}")
-    typo = alice.user_id[:-1] + ("q" if alice.user_id[-1] != "q" else "p")
-    try:
-        ContactUri.parse(f"omega://{typo}")
-    except InvalidUriError as exc:
-        say.item(f"a mistyped id is refused: {exc.message}")
-    else:
-        raise DemoFailedError("demo step failed: a mistyped user id was accepted")
-    return alice, bob
-
-
-def _link_device(say: _Printer, alice: Identity, now: int) -> tuple[Identity, DeviceKeyPair]:
-    say.step("Alice links a second device; her identity key certifies it")
-    phone = DeviceKeyPair.generate()
-    alice = alice.add_device(phone.public_key, name="alice-phone", created_at=now + 1)
-    names = ", ".join(d.device_name for d in alice.device_list.devices)
-    say.item(f"signed device list #{alice.device_list.sequence}: {names}")
-    return alice, phone
-
-
-def _exchange_contacts(say: _Printer, alice: Identity, qr_out: TextIO | None) -> bytes:
-    say.step("They exchange contact URIs (as text or QR code)")
-    alice_uri = str(ContactUri(user_id=alice.user_id, display_name="Alice"))
-    say.item(f"Alice shares {alice_uri}")
-    if qr_out is not None:
-        segno.make(alice_uri, error="m").terminal(out=qr_out, compact=True)
-    contact = ContactUri.parse(alice_uri)
-    _check(contact.user_id == alice.user_id, "Bob parsed Alice's URI")
-    published = bytes(alice.device_list.to_signed())
-    bobs_view = verify_device_list(published, user_id=contact.user_id)
-    say.item(
-        f"Bob verified Alice's device list #{bobs_view.sequence} "
-        f"({len(bobs_view.devices)} devices, signed by her identity key)"
-    )
-    return published
-
-
-def _compare_safety_numbers(say: _Printer, alice: Identity, bob: Identity) -> None:
-    say.step("They compare safety numbers, in person or on a call")
-    on_alice = SafetyNumber.compute(alice.identity_key, bob.identity_key)
-    on_bob = SafetyNumber.compute(bob.identity_key, alice.identity_key)
-    _check(on_alice.digits == on_bob.digits, "both sides compute the same number")
-    say.item(on_alice.display())
-    _check(on_alice.verify_scanned(on_bob.qr_payload()), "Alice scans Bob's QR code")
-    _check(on_bob.verify_scanned(on_alice.qr_payload()), "Bob scans Alice's QR code")
-    say.item("QR codes scanned both ways: the numbers match, the contact is verified")
-
-
-def _revoke_device(
-    say: _Printer, alice: Identity, phone: DeviceKeyPair, published: bytes, now: int
-) -> Identity:
-    say.step("Alice loses her phone and revokes it from her laptop")
-    bobs_view = verify_device_list(published, user_id=alice.user_id)
-    alice = alice.revoke_device(phone.public_key, revoked_at=now + 2, reason="lost")
-    bobs_view = verify_device_list(
-        alice.device_list.to_signed(), user_id=alice.user_id, previous=bobs_view
-    )
-    _check(not bobs_view.is_active(phone.public_key), "the phone is no longer trusted")
-    try:
-        verify_device_list(published, user_id=alice.user_id, previous=bobs_view)
-    except StaleDeviceListError as exc:
-        say.item(f"an attacker replaying the old list is refused: {exc.message}")
-    else:
-        raise DemoFailedError("demo step failed: a stale device list was accepted")
-    say.item(f"device list #{bobs_view.sequence}; her user id did not change")
-    return alice
-
-
-def _back_up(say: _Printer, alice: Identity) -> None:
-    say.step("Alice backs up her identity under a passphrase (Argon2id + XChaCha20-Poly1305)")
-    backup = export_identity(alice, "correct horse battery staple")
-    restored = import_identity(backup, "correct horse battery staple").to_identity()
-    _check(restored.user_id == alice.user_id, "the backup restores the same identity")
-    say.item(f"{len(backup)}-byte export restores {restored.user_id[:16]}...")
-    try:
-        import_identity(backup, "wrong guess")
-    except WrongPassphraseError as exc:
-        say.item(f"a wrong passphrase is refused: {exc.message}")
-    else:
-        raise DemoFailedError("demo step failed: a wrong passphrase was accepted")
-
-
-def _encrypted_chat(
-    say: _Printer, alice: Identity, bob: Identity, now: int
-) -> tuple[bytes, RatchetSession]:
-    say.step("Alice starts an end-to-end encrypted session (X3DH + Double Ratchet)")
-    bob_prekeys = PrekeyStore.generate(bob.device.key_pair, now=now)
-    one_time = bob_prekeys.one_time_prekeys[0].prekey_id
-    bundle = bob_prekeys.build_bundle(bob.device.certificate, one_time_prekey_id=one_time)
-    say.item(f"Bob publishes a prekey bundle ({len(bob_prekeys.one_time_prekeys)} one-time keys)")
-    alice_session, first = initiate_session(
-        alice.device, bundle, b"Hi Bob, it's Alice!", user_id=bob.user_id
-    )
-    accepted = accept_session(
-        bob.device, bob_prekeys, first, now=now, expected_user_id=alice.user_id
-    )
-    _check(accepted.plaintext == b"Hi Bob, it's Alice!", "Bob decrypts Alice's first message")
-    say.item(f"Bob decrypted {accepted.plaintext!r} from {accepted.remote_user_id[:16]}...")
-    try:
-        accept_session(bob.device, bob_prekeys, first, now=now)
-    except OmegaError as exc:
-        say.item(f"a replayed first message is refused: {exc.message}")
-    else:
-        raise DemoFailedError("demo step failed: a replayed first message was accepted")
-    reply = encrypt_message(accepted.session, b"Hi Alice! Safety number checked.")
-    _check(alice_session.decrypt(reply.data).startswith(b"Hi Alice"), "Alice decrypts the reply")
-    say.item(f"Bob's reply, {len(reply.data)} bytes of ciphertext, decrypts on Alice's side")
-    second = encrypt_message(accepted.session, b"One more thing...").data
-    tampered = bytearray(second)
-    tampered[-1] ^= 0x01  # in the AES-GCM tag
-    before = alice_session.to_bytes()
-    try:
-        alice_session.decrypt(bytes(tampered))
-    except DecryptionError:
-        _check(alice_session.to_bytes() == before, "a failed decrypt changes nothing")
-        say.item("a tampered ciphertext is refused, and Alice's session state is untouched")
-    else:
-        raise DemoFailedError("demo step failed: a tampered ciphertext was accepted")
-    _check(alice_session.decrypt(second) == b"One more thing...", "the genuine one decrypts")
-    final = encrypt_message(alice_session, b"See you on the other side of the network.")
-    return final.data, accepted.session
-
-
-def _send_envelope(say: _Printer, envelope: Message, now: int) -> None:
-    say.step("The encrypted message's envelope survives a byte stream cut into ragged chunks")
-    stream = encode_frame(encode_message(envelope)) * 3
-    decoder = FrameDecoder()
-    chunks = _ragged(stream, random.Random(now))  # noqa: S311 - chunk sizes, not secrets
-    frames = [frame for chunk in chunks for frame in decoder.feed(chunk)]
-    _check(len(frames) == 3, "three frames come out")
-    _check(all(decode_message(Message, f) == envelope for f in frames), "envelopes intact")
-    say.item(f"{len(stream)} bytes in {len(chunks)} chunks -> 3 frames, each decoded intact")
-
-
-async def _over_the_network(
-    say: _Printer, alice: Identity, bob: Identity, envelope: Message, bobs_session: RatchetSession
-) -> None:
-    say.step("Alice sends it to Bob over TCP (loopback) inside a Noise XX secure channel")
-    bob_side = SecureTransport(TcpTransport(), NoiseCredentials.from_identity(bob))
-    alice_side = SecureTransport(TcpTransport(), NoiseCredentials.from_identity(alice))
-    delivered: list[bytes] = []
-
-    async def bob_receives(connection: FrameConnection) -> None:
-        assert isinstance(connection, SecureConnection)  # a SecureTransport listener's
-        frame = decode_message(Frame, await connection.receive_frame())
-        _check(frame.message is not None, "Bob received a message frame")
-        assert frame.message is not None
-        _check(connection.peer.user_id == frame.message.sender_id, "the sender is who dialed")
-        delivered.append(bobs_session.decrypt(frame.message.encrypted_content))
-        ack = Ack(message_id=frame.message.message_id, status=AckStatus.DELIVERED)
-        await connection.send_frame(encode_message(Frame(ack=ack)))
-
-    local = Address.parse("/ip4/127.0.0.1/tcp/0")
-    async with listening(bob_side, local, bob_receives) as listener:
-        address = listener.addresses[0].with_peer(bob.user_id)
-        say.item(f"Bob listens on {listener.addresses[0]}")
-        async with await alice_side.dial(address) as connection:
-            _check(connection.peer.user_id == bob.user_id, "the handshake proves Bob's identity")
-            say.item(f"handshake done: the peer proved it is {connection.peer.user_id[:16]}...")
-            await connection.send_frame(encode_message(Frame(message=envelope)))
-            reply = decode_message(Frame, await connection.receive_frame())
-        _check(reply.ack is not None, "Bob acknowledged")
-        assert reply.ack is not None
-        _check(reply.ack.message_id == envelope.message_id, "the ACK names the message")
-        say.item(f"Bob decrypted {delivered[0]!r} and acknowledged {reply.ack.message_id[:8]}...")
-        impostor_check = listener.addresses[0].with_peer(alice.user_id)
-        try:
-            await alice_side.dial(impostor_check)
-        except PeerIdentityMismatchError:
-            say.item("dialing that address while expecting someone else is refused")
-        else:
-            raise DemoFailedError("demo step failed: a peer with the wrong identity was accepted")
-
-
-def _ragged(data: bytes, rng: random.Random) -> list[bytes]:
-    chunks = []
-    position = 0
-    while position < len(data):
-        size = rng.randint(1, 40)
-        chunks.append(data[position : position + size])
-        position += size
-    return chunks
-
-
 class _Printer:
     def __init__(self, out: TextIO) -> None:
         self._out = out
-        self._number = 0
+        self._steps = 0
 
     def title(self, text: str) -> None:
         print(f"\n{text}", file=self._out)
 
     def step(self, text: str) -> None:
-        self._number += 1
-        print(f"\n{self._number}. {text}", file=self._out)
+        self._steps += 1
+        print(f"\n[{self._steps}] {text}", file=self._out)
 
     def item(self, text: str) -> None:
-        print(f"   - {text}", file=self._out)
+        print(f"    {text}", file=self._out)
+
+    def raw(self, text: str) -> None:
+        print(text, file=self._out, end="")
+
+
+def run_demo(out: TextIO, *, qr: bool = True) -> None:
+    """Run the tour, printing the transcript to ``out``.
+
+    Raises :class:`DemoFailedError` if a step does not produce what it should.
+    """
+    say = _Printer(out)
+    say.title(f"Omega {omega.__version__} demo (Cython accelerators live: {omega.accelerated()})")
+    with tempfile.TemporaryDirectory(prefix="omega-demo-") as temporary:
+        try:
+            anyio.run(_tour, say, Path(temporary), qr)
+        except* DemoFailedError as group:
+            raise group.exceptions[0] from None
+        except* OmegaError as group:
+            first = group.exceptions[0]
+            message = first.message if isinstance(first, OmegaError) else str(first)
+            raise DemoFailedError(f"demo step failed: {message}") from first
+        except* TimeoutError as group:
+            raise DemoFailedError("demo step failed: it did not finish in time") from group
+    say.title("Done. Try it for real: `omega init`, `omega listen`, `omega chat` (docs/guide.md).")
+
+
+async def _tour(say: _Printer, root: Path, qr: bool) -> None:
+    say.step("Alice, Bob and Carol create identities (Ed25519 keys: no phone number, no e-mail)")
+    people = {name: _create_person(root / name.lower(), name) for name in ("Alice", "Bob", "Carol")}
+    for name, identity in people.items():
+        say.item(f"{name + ':':7}{identity.user_id}")
+    say.item("each in a data directory: identity encrypted under a passphrase, SQLite stores")
+
+    async with AsyncExitStack() as stack:
+        say.step("Infrastructure on loopback: a store-and-forward server and a DHT bootstrap node")
+        store_url, service = await stack.enter_async_context(_store_server(root / "store.db"))
+        bootstrap = await stack.enter_async_context(DhtNode(DhtConfig()))
+        bootstrap_address = "{}:{}".format(*bootstrap.address)
+        say.item(f"store server (SQLite) at {store_url}")
+        say.item(f"DHT bootstrap node at udp://{bootstrap_address}")
+
+        def open_client(name: str) -> Awaitable[Client]:
+            return _open_client(root / name.lower(), store_url, bootstrap_address, stack)
+
+        say.step("Alice and Bob start their clients and announce themselves")
+        alice, bob = await open_client("Alice"), await open_client("Bob")
+        _narrate(say, alice, "Alice")
+        _narrate(say, bob, "Bob")
+        await stack.enter_async_context(alice)
+        await stack.enter_async_context(bob)
+        for name, client in (("Alice", alice), ("Bob", bob)):
+            say.item(f"{name} listens on {client.addresses[0]}")
+        say.item("device lists and signed peer records published in the DHT,")
+        say.item("prekey bundles published on the store server's key directory")
+        await _meet(say, alice, bob, qr)
+        await _conversation(say, alice, bob)
+        await _offline_delivery(
+            say, alice, people["Carol"], open_client=open_client, stack=stack, service=service
+        )
+
+
+def _create_person(directory: Path, name: str) -> Identity:
+    identity = Identity.create(display_name=name, device_name="laptop", created_at=_now(0))
+    directory.mkdir(parents=True)
+    # The demo lowers the Argon2id cost to stay fast; `omega init` keeps the default.
+    export = export_identity(identity, PASSPHRASE, opslimit=MIN_OPSLIMIT, memlimit=MIN_MEMLIMIT)
+    (directory / "identity.omega").write_bytes(export)
+    DataDir(directory).save_public(identity)
+    return identity
+
+
+def _now(offset: int) -> int:
+    return time.time_ns() // 1_000_000 + offset
+
+
+@asynccontextmanager
+async def _store_server(path: Path) -> AsyncIterator[tuple[str, StoreService]]:
+    async with await SQLiteBackend.open(path) as backend:
+        service = StoreService(backend)
+        config = uvicorn.Config(
+            create_app(service), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+        server = uvicorn.Server(config)
+
+        async def serve() -> None:
+            # Shielded: on the way out the server is told to exit and closes its
+            # sockets itself, even when a failed step cancels everything else.
+            with anyio.CancelScope(shield=True):
+                await server.serve()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(serve)
+            with anyio.fail_after(STEP_TIMEOUT):
+                while not server.started:
+                    await anyio.sleep(0.01)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            try:
+                yield f"http://127.0.0.1:{port}", service
+            finally:
+                server.should_exit = True
+
+
+async def _open_client(
+    directory: Path, store_url: str, bootstrap: str, stack: AsyncExitStack
+) -> Client:
+    dht = await stack.enter_async_context(DhtNode(DhtConfig(bootstrap=(bootstrap,))))
+    store = await stack.enter_async_context(StoreClient(store_url))
+    return await Client.from_data_dir(
+        directory,
+        passphrase=PASSPHRASE,
+        listen=["/ip4/127.0.0.1/tcp/0"],
+        resolver=dht,
+        publisher=dht,
+        mailbox=store,
+        key_directory=store,
+        mailbox_urls=[store_url],
+        config=ClientConfig(mailbox_poll_interval=1.0),
+    )
+
+
+async def _meet(say: _Printer, alice: Client, bob: Client, qr: bool) -> None:
+    say.step("Alice and Bob exchange contact URIs (shown as QR codes) and verify each other")
+    for name, client in (("Alice", alice), ("Bob", bob)):
+        say.item(f"{name}'s URI: {client.contact_uri}")
+    if qr:
+        qr_text = segno.make(str(alice.contact_uri), error="m")
+        lines: list[str] = []
+
+        class _Lines:
+            def write(self, text: str) -> None:
+                lines.append(text)
+
+        qr_text.terminal(out=_Lines(), compact=True)  # type: ignore[arg-type]
+        say.raw("".join(lines))
+    await alice.add_contact(str(bob.contact_uri))
+    await bob.add_contact(ContactUri.parse(str(alice.contact_uri)))
+    number = alice.safety_number(bob.user_id)
+    _check(number.display() == bob.safety_number(alice.user_id).display(), "safety numbers match")
+    say.item(f"safety number (the same on both screens): {number.display()}")
+    await alice.verify_contact(
+        bob.user_id, scanned_qr=bob.safety_number(alice.user_id).qr_payload()
+    )
+    await bob.verify_contact(alice.user_id, scanned_qr=number.qr_payload())
+    say.item("each scanned the other's safety-number QR code: both contacts verified")
+
+
+async def _conversation(say: _Printer, alice: Client, bob: Client) -> None:
+    say.step("A direct conversation, end to end encrypted (X3DH + Double Ratchet)")
+    hello = await alice.send_text(bob.user_id, "Hi Bob! Found you through the DHT.")
+    await _until(lambda: _state_is(alice, bob.user_id, hello.message_id, DeliveryState.DELIVERED))
+    await bob.mark_read(alice.user_id)
+    await _until(lambda: _state_is(alice, bob.user_id, hello.message_id, DeliveryState.READ))
+    reply = await bob.send(alice.user_id, "Hi Alice! Lunch at noon?", reply_to=hello.message_id)
+    await _until(lambda: _has(alice, bob.user_id, reply.message_id))
+    await alice.react(bob.user_id, reply.message_id, "👍")
+    await alice.edit(bob.user_id, hello.message_id, "Hi Bob! Found you through the DHT :)")
+    await _until(lambda: _text_is(bob, alice.user_id, hello.message_id, ":)"))
+    history = await bob.history(alice.user_id)
+    say.item(
+        f"Bob's history holds {len(history)} messages; search 'lunch' finds "
+        f"{[m.text for m in await bob.search('lunch')]}"
+    )
+
+
+async def _offline_delivery(
+    say: _Printer,
+    alice: Client,
+    carol: Identity,
+    *,
+    open_client: Callable[[str], Awaitable[Client]],
+    stack: AsyncExitStack,
+    service: StoreService,
+) -> None:
+    say.step("Carol is offline: Alice's message waits in the store, encrypted")
+    first = await open_client("Carol")
+    async with first:  # Carol was online once: her keys are on the key directory
+        pass
+    await alice.add_contact(f"omega://{carol.user_id}?name=Carol")
+    late = await alice.send_text(carol.user_id, "Carol, see you at noon too?")
+    await _until(lambda: _state_is(alice, carol.user_id, late.message_id, DeliveryState.SENT))
+    held = await _stored_count(service, carol)
+    _check(held >= 1, "the store holds the message for Carol")
+    say.item(f"the store holds {held} envelope(s) for Carol's device: ciphertext only")
+
+    say.step("Carol comes back online and gets it; Alice sees it delivered")
+    carol_client = await open_client("Carol")
+    _narrate(say, carol_client, "Carol")
+    await stack.enter_async_context(carol_client)
+    await _until(lambda: _has(carol_client, alice.user_id, late.message_id))
+    await _until(lambda: _state_is(alice, carol.user_id, late.message_id, DeliveryState.DELIVERED))
+    _check(await _stored_count(service, carol) == 0, "the store deleted what Carol acknowledged")
+    say.item("fetched with a signed, single-use challenge; deleted once acknowledged")
+
+
+def _narrate(say: _Printer, client: Client, name: str) -> None:
+    @client.on(Event)
+    def tell(event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            reply = " (a reply)" if event.message.reply_to else ""
+            say.item(f"{name} received: {event.message.text!r}{reply}")
+        elif isinstance(event, DeliveryStateChanged):
+            say.item(f"{name}'s message {event.message_id[:8]} is {event.state.value}")
+        elif isinstance(event, ReactionReceived):
+            say.item(f"{name} got a reaction: {event.emoji}")
+        elif isinstance(event, MessageEdited):
+            say.item(f"{name} sees an edit: {event.message.text!r}")
+
+
+async def _stored_count(service: StoreService, identity: Identity) -> int:
+    rows = await service.backend.list_messages(
+        recipient_hash(identity.device.device_key), now=service.now_ms(), limit=100
+    )
+    return len(rows)
+
+
+async def _until(condition: Callable[[], Awaitable[bool]]) -> None:
+    with anyio.fail_after(STEP_TIMEOUT):
+        while not await condition():
+            await anyio.sleep(0.05)
+
+
+async def _state_is(
+    client: Client, conversation: str, message_id: str, state: DeliveryState
+) -> bool:
+    order = [DeliveryState.PENDING, DeliveryState.SENT, DeliveryState.DELIVERED, DeliveryState.READ]
+    for message in await client.history(conversation):
+        if message.message_id == message_id and message.state in order:
+            return order.index(message.state) >= order.index(state)
+    return False
+
+
+async def _has(client: Client, conversation: str, message_id: str) -> bool:
+    return any(m.message_id == message_id for m in await client.history(conversation))
+
+
+async def _text_is(client: Client, conversation: str, message_id: str, suffix: str) -> bool:
+    return any(
+        m.message_id == message_id and m.text.endswith(suffix)
+        for m in await client.history(conversation)
+    )
+
+
+def _check(condition: bool, what: str) -> None:
+    if not condition:
+        raise DemoFailedError(f"demo step failed: {what}")

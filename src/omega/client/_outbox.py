@@ -40,6 +40,13 @@ logger = logging.getLogger("omega.client")
 
 _TICK = 0.5
 _FINAL = (DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.FAILED)
+_RANK = {
+    DeliveryState.PENDING: 0,
+    DeliveryState.SENT: 1,
+    DeliveryState.DELIVERED: 2,
+    DeliveryState.READ: 3,
+    DeliveryState.FAILED: 4,
+}
 
 
 class Outbox:
@@ -371,6 +378,9 @@ class Outbox:
         self, tx: MessageStoreTransaction, entry: OutboxEntry
     ) -> DeliveryState | None:
         """Write ``entry``; return its message's new aggregated state, if it moved."""
+        current = await tx.outbox_entry(entry.message_id, entry.recipient_device_key)
+        if current is None or _RANK[current.state] > _RANK[entry.state]:
+            return None  # acknowledged (or failed) while this attempt was under way
         if entry.state in _FINAL:
             await tx.remove_outbox(entry.message_id, entry.recipient_device_key)
         else:
