@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -16,23 +15,27 @@ from typing import Any, Self, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
+from omega.client._background import (
+    mailbox_loop,
+    message_json,
+    parse_contact,
+    prepare_prekeys,
+    publish,
+    sweep_loop,
+)
 from omega.client._core import Core, system_wall_clock
 from omega.client._inbound import Inbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, store_key
-from omega.client.events import Event, MessageDeleted, MessageExpired
-from omega.crypto import ContactUri, Identity, PrekeyStore, SafetyNumber
-from omega.crypto.identity import public_key_from_user_id
+from omega.client.events import Event, MessageDeleted
+from omega.crypto import ContactUri, Identity, SafetyNumber
 from omega.crypto.random import RandomSource, system_random
 from omega.discovery.base import Publisher, Resolver
-from omega.discovery.records import sign_peer_record
 from omega.errors import (
     ConfigurationError,
-    InvalidUriError,
     LocalProtocolError,
-    OmegaError,
     UnknownContactError,
 )
 from omega.mailbox.base import KeyDirectory, Mailbox
@@ -51,7 +54,6 @@ from omega.protocol import (
     TextContent,
     TextEntity,
     TypingContent,
-    decode_message,
 )
 from omega.session.content import content_kind, encode_content, searchable_text
 from omega.storage.base import KeyStore
@@ -201,16 +203,16 @@ class Client:
             await stack.enter_async_context(core.manager)
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._task_group.cancel_scope.cancel)
-            await self._prepare_prekeys()
+            await prepare_prekeys(core)
             listeners = [await core.manager.listen(address) for address in self._listen]
             self._addresses = tuple(a for listener in listeners for a in listener.addresses)
             self._links.start(self._task_group)
             await self._inbound.drain_inbox()
             self._task_group.start_soon(self._outbox.run, self._task_group)
-            self._task_group.start_soon(self._sweep_loop)
+            self._task_group.start_soon(sweep_loop, core)
             if core.mailbox is not None:
-                self._task_group.start_soon(self._mailbox_loop)
-            await self._publish()
+                self._task_group.start_soon(mailbox_loop, core, self._inbound)
+            await publish(core, self._publisher, self.addresses, self._mailbox_urls)
         except BaseException:
             await stack.aclose()
             raise
@@ -280,7 +282,7 @@ class Client:
         :class:`~omega.errors.ConfigurationError` for our own user id.
         """
         core = self._core
-        parsed = uri if isinstance(uri, ContactUri) else _parse_contact(uri)
+        parsed = uri if isinstance(uri, ContactUri) else parse_contact(uri)
         if parsed.user_id == core.user_id:
             raise ConfigurationError("you cannot add yourself as a contact")
         name = display_name if display_name is not None else parsed.display_name or ""
@@ -668,7 +670,7 @@ class Client:
             "format": "omega-conversation-export/v1",
             "conversation_id": conversation_id,
             "exported_by": self.user_id,
-            "messages": [_message_json(message) for message in reversed(messages)],
+            "messages": [message_json(message) for message in reversed(messages)],
         }
 
     # -- events -----------------------------------------------------------------------
@@ -707,127 +709,3 @@ class Client:
 
     async def _on_connected(self, connection: Any) -> None:
         await self._inbound.on_connected(connection)
-
-    async def _prepare_prekeys(self) -> None:
-        core = self._core
-        async with core.keys.transaction() as tx:
-            state = await tx.load_prekeys()
-            if state is None:
-                prekeys = PrekeyStore.generate(
-                    core.identity.device.key_pair, now=core.now(), rng=core.rng
-                )
-            else:
-                prekeys = PrekeyStore.from_bytes(state)
-                prekeys.refresh(core.identity.device.key_pair, now=core.now(), rng=core.rng)
-            await tx.save_prekeys(prekeys.to_bytes())
-
-    async def _publish(self) -> None:
-        """Announce this device: device list, peer record, prekeys. Failures are logged."""
-        core = self._core
-        if core.key_directory is not None:
-            try:
-                await core.key_directory.publish_device_list(core.identity.device_list.to_signed())
-                async with core.keys.transaction() as tx:
-                    state = await tx.load_prekeys()
-                assert state is not None
-                prekeys = PrekeyStore.from_bytes(state)
-                one_time = prekeys.one_time_prekeys[: core.config.one_time_prekeys_to_publish]
-                await core.key_directory.publish_prekeys(
-                    core.identity.device,
-                    signed_prekey=prekeys.signed_prekey,
-                    one_time_prekeys=one_time,
-                )
-            except OmegaError as exc:
-                logger.warning("event=publish_prekeys_failed error=%s", exc.code)
-        if self._publisher is not None:
-            now = core.now()
-            try:
-                await self._publisher.publish_device_list(core.identity.device_list.to_signed())
-                record = sign_peer_record(
-                    core.identity.device,
-                    addresses=self.addresses,
-                    mailboxes=self._mailbox_urls,
-                    sequence=now,
-                    expires_at=now + int(core.config.peer_record_lifetime * 1000),
-                )
-                await self._publisher.publish_peer_record(record)
-            except OmegaError as exc:
-                logger.warning("event=publish_record_failed error=%s", exc.code)
-
-    async def _mailbox_loop(self) -> None:
-        core = self._core
-        mailbox = core.mailbox
-        assert mailbox is not None
-        device = core.identity.device
-        delay = 1.0
-        while True:
-            try:
-                stored = await mailbox.fetch(device, limit=100)
-                done = [env.message_id for env in stored if await self._inbound.receive_stored(env)]
-                if done:
-                    await mailbox.acknowledge(device, done)
-                delay = 1.0
-                if len(stored) < 100:
-                    await mailbox.wait_for_messages(
-                        device, timeout=core.config.mailbox_poll_interval
-                    )
-            except OmegaError as exc:
-                logger.warning("event=mailbox_failed error=%s retry_in=%.1f", exc.code, delay)
-                await anyio.sleep(delay)
-                delay = min(delay * 2, core.config.mailbox_poll_interval)
-
-    async def _sweep_loop(self) -> None:
-        core = self._core
-        while True:
-            try:
-                await self._sweep_once()
-            except OmegaError as exc:  # pragma: no cover - a failing disk
-                logger.error("event=sweep_failed error=%s", exc.code)
-            await anyio.sleep(core.config.sweep_interval)
-
-    async def _sweep_once(self) -> None:
-        core = self._core
-        async with core.db.transaction() as tx:
-            expired = await tx.expired_messages(core.now(), limit=500)
-            for message in expired:
-                await tx.delete_message(message.conversation_id, message.message_id)
-        for message in expired:
-            await core.emit(
-                MessageExpired(
-                    conversation_id=message.conversation_id, message_id=message.message_id
-                )
-            )
-
-
-def _parse_contact(text: str) -> ContactUri:
-    text = text.strip()
-    if text.lower().startswith("omega://"):
-        return ContactUri.parse(text)
-    try:
-        public_key_from_user_id(text)
-    except OmegaError as exc:
-        raise InvalidUriError(f"not a contact URI or user id: {text[:80]!r}") from exc
-    return ContactUri(user_id=text)
-
-
-def _message_json(message: StoredMessage) -> dict[str, object]:
-    record: dict[str, object] = {
-        "message_id": message.message_id,
-        "sender_id": message.sender_id,
-        "direction": message.direction.value,
-        "timestamp": message.timestamp,
-        "state": message.state.value,
-        "text": message.text,
-        "deleted": message.deleted,
-    }
-    if message.reply_to is not None:
-        record["reply_to"] = message.reply_to
-    if message.edited_at is not None:
-        record["edited_at"] = message.edited_at
-    if message.expires_at is not None:
-        record["expires_at"] = message.expires_at
-    if message.content:
-        content = decode_message(MessageContent, message.content)
-        record["kind"] = content_kind(content)
-        record["content"] = json.loads(content.to_json())
-    return record
