@@ -401,7 +401,7 @@ def test_garbage_is_refused_with_a_decode_error(data: bytes) -> None:
         decode_content(data)
 
 
-@settings(max_examples=400)
+@settings(max_examples=200)
 @given(data=st.binary(max_size=200))
 def test_arbitrary_bytes_raise_nothing_but_a_decode_error(data: bytes) -> None:
     try:
@@ -413,7 +413,7 @@ def test_arbitrary_bytes_raise_nothing_but_a_decode_error(data: bytes) -> None:
     assert decode_content(encode_content(content)) == content
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(
     base=st.sampled_from(CONTENT_KINDS),
     noise=st.binary(min_size=1, max_size=64),
@@ -431,7 +431,7 @@ def test_corrupted_valid_content_raises_nothing_but_a_decode_error(
         decode_content(bytes(data))
 
 
-@settings(max_examples=100)
+@settings(max_examples=60)
 @given(
     reply_to=st.one_of(st.none(), st.text(max_size=300)),
     mentions=st.lists(st.one_of(st.sampled_from(MANY_USERS), st.text(max_size=70)), max_size=3),

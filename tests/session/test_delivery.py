@@ -213,7 +213,7 @@ CONFIGS = st.builds(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(
     config=CONFIGS,
     attempts=st.integers(min_value=0, max_value=5000),
@@ -547,5 +547,5 @@ class OutboxEntryMachine(RuleBasedStateMachine):
         assert self.entry.expires_at == self.engine.expires_at(NOW)
 
 
-OutboxEntryMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=30)
+OutboxEntryMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=25)
 TestOutboxEntryMachine = OutboxEntryMachine.TestCase

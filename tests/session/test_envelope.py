@@ -567,7 +567,7 @@ def test_seal_then_verify_always_passes(
     )
 
 
-@settings(max_examples=150)
+@settings(max_examples=100)
 @given(
     message_id=st.one_of(IDS, st.text(max_size=300)),
     sender_id=st.one_of(USERS.map(lambda user: user.user_id), st.text(max_size=70)),
@@ -605,7 +605,7 @@ def test_seal_refuses_exactly_what_verify_would_refuse(
 ENCODED_ENVELOPE = encode_message(seal(encryption=EncryptionKind.PREKEY))
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(bit=st.integers(min_value=0, max_value=len(ENCODED_ENVELOPE) * 8 - 1))
 def test_any_one_bit_flip_fails_to_decode_or_to_verify(bit: int) -> None:
     flipped = bytearray(ENCODED_ENVELOPE)
