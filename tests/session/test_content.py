@@ -126,7 +126,7 @@ def test_every_kind_round_trips(kind: str) -> None:
 
 
 def test_content_kinds_follow_the_oneof_field_order() -> None:
-    meta = MessageContent._betterproto  # type: ignore[attr-defined]
+    meta = MessageContent._betterproto  # type: ignore[arg-type]
     numbers = [meta.meta_by_field_name[kind].number for kind in CONTENT_KINDS]
     assert numbers == sorted(numbers)
     assert {field.name for field in meta.oneof_field_by_group["content"]} == set(CONTENT_KINDS)
