@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-import betterproto2
-
 from omega.crypto.identity import public_key_from_user_id
 from omega.errors import (
     ConfigurationError,
@@ -28,6 +26,7 @@ __all__ = [
     "EPHEMERAL_KINDS",
     "MAX_CONTENT_SIZE",
     "MAX_MENTIONS",
+    "MAX_RECEIPT_IDS",
     "MAX_TTL_SECONDS",
     "content_kind",
     "decode_content",
@@ -43,6 +42,9 @@ MAX_MENTIONS = 256
 
 MAX_TTL_SECONDS = 366 * 24 * 3600
 """Longest disappearing-message lifetime: a year and a day."""
+
+MAX_RECEIPT_IDS = 1000
+"""Most message ids one receipt may name."""
 
 CONTENT_KINDS = (
     "text",
@@ -65,16 +67,28 @@ EPHEMERAL_KINDS = frozenset({"typing"})
 _TARGETED_KINDS = {"reaction", "edit", "delete"}
 
 
+def _kinds(content: MessageContent) -> list[str]:
+    # Not betterproto2.which_one_of: betterproto2's parser keeps every member
+    # of a oneof that appears on the wire, and which_one_of then raises
+    # RuntimeError. Content naming several kinds is refused instead.
+    return [kind for kind in CONTENT_KINDS if getattr(content, kind) is not None]
+
+
 def content_kind(content: MessageContent) -> str:
-    """The name of the kind ``content`` carries (one of :data:`CONTENT_KINDS`), or ``""``."""
-    name, _ = betterproto2.which_one_of(content, "content")
-    return name
+    """The name of the kind ``content`` carries (one of :data:`CONTENT_KINDS`).
+
+    ``""`` when it carries none, or (refused by :func:`encode_content` and
+    :func:`decode_content`) more than one.
+    """
+    kinds = _kinds(content)
+    return kinds[0] if len(kinds) == 1 else ""
 
 
 def _problem(content: MessageContent) -> str | None:
-    kind = content_kind(content)
-    if not kind:
-        return "content has no kind"
+    kinds = _kinds(content)
+    if len(kinds) != 1:
+        return "content has no kind" if not kinds else f"content has several kinds: {kinds}"
+    kind = kinds[0]
     if content.reply_to is not None and not 0 < len(content.reply_to) <= 256:
         return "reply_to must be a message id of 1..256 characters"
     if len(content.mentions) > MAX_MENTIONS:
@@ -100,8 +114,10 @@ def _problem(content: MessageContent) -> str | None:
     if kind == "receipt":
         receipt = content.receipt
         assert receipt is not None
-        if not 0 < len(receipt.message_ids) <= 1000:
-            return "a receipt names 1..1000 message ids"
+        if not 0 < len(receipt.message_ids) <= MAX_RECEIPT_IDS:
+            return f"a receipt names 1..{MAX_RECEIPT_IDS} message ids"
+        if any(not 0 < len(message_id) <= 256 for message_id in receipt.message_ids):
+            return "a receipt names message ids of 1..256 characters"
     if kind == "edit":
         edit = content.edit
         assert edit is not None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from dataclasses import dataclass
 
 from omega.crypto.random import RandomSource, random_bytes, system_random
@@ -134,7 +135,8 @@ class DeliveryConfig:
     """An entry undelivered for this long fails (the store's default TTL)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.direct_attempts, bool) or not 0 <= self.direct_attempts <= 100:
+        attempts = self.direct_attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or not 0 <= attempts <= 100:
             raise ConfigurationError("direct_attempts must be an int in 0..100")
         _check_seconds("initial_backoff", self.initial_backoff, 0.001, 3600)
         _check_seconds("max_backoff", self.max_backoff, self.initial_backoff, 86400)
@@ -180,9 +182,11 @@ class DeliveryEngine:
 
     def _delay_ms(self, attempts: int) -> int:
         config = self._config
-        delay = min(
-            config.max_backoff, config.initial_backoff * config.backoff_factor ** max(0, attempts)
-        )
+        try:
+            growth = float(config.backoff_factor) ** max(0, attempts)
+        except OverflowError:  # a thousand failures or so: long past max_backoff
+            growth = math.inf
+        delay = min(config.max_backoff, config.initial_backoff * growth)
         if config.jitter:
             fraction = int.from_bytes(random_bytes(self._rng, 4), "big") / 0xFFFFFFFF
             delay *= 1 - config.jitter + 2 * config.jitter * fraction

@@ -57,6 +57,9 @@ MAX_CIPHERTEXT_SIZE = 320 * 1024
 
 _SIGNATURE_SIZE = 64
 _KEY_SIZE = 32
+_MAX_ID_LENGTH = 256
+_MIN_INT64, _MAX_INT64 = -(1 << 63), (1 << 63) - 1
+_KNOWN_ENCRYPTIONS = frozenset(int(kind) for kind in EncryptionKind)
 
 
 def _length_prefixed(value: bytes) -> bytes:
@@ -81,6 +84,53 @@ def signature_input(message: Message) -> bytes:
     )
 
 
+def _id_ok(value: str) -> bool:
+    if not 0 < len(value) <= _MAX_ID_LENGTH:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: only possible in a Message built locally
+        return False
+    return True
+
+
+def _problem(message: Message) -> tuple[str, str] | None:
+    """The reason code and explanation of the first malformed field of ``message``, or None.
+
+    Everything but the recipient device and the signature: the checks that
+    :func:`seal_envelope` and :func:`verify_envelope` share.
+    """
+    if not _id_ok(message.message_id):
+        return "bad_message_id", f"message id must be 1..{_MAX_ID_LENGTH} characters"
+    try:
+        public_key_from_user_id(message.sender_id)
+    except InvalidUserIdError as exc:
+        return "bad_sender_id", f"bad sender id: {exc.message}"
+    if not _id_ok(message.recipient_id):
+        return "bad_recipient_id", f"recipient id must be 1..{_MAX_ID_LENGTH} characters"
+    if not _MIN_INT64 <= message.timestamp <= _MAX_INT64:
+        return "bad_timestamp", "timestamp must be a signed 64-bit integer"
+    if len(message.sender_device_key) != _KEY_SIZE:
+        return "bad_device_key", f"sender device key must be {_KEY_SIZE} bytes"
+    if (
+        message.reply_to is not None
+        or message.ttl_days is not None
+        or message.ttl_seconds is not None
+        or message.mentions
+        or message.type != MessageType.TEXT
+    ):
+        return "cleartext_metadata", "clear-text metadata fields must be unset"
+    if not message.encrypted_content:
+        return "no_content", "no encrypted content"
+    if len(message.encrypted_content) > MAX_CIPHERTEXT_SIZE:
+        return "too_large", f"encrypted content exceeds {MAX_CIPHERTEXT_SIZE} bytes"
+    # betterproto2 turns an unknown enum value into a pseudo-member instead of
+    # raising, so EncryptionKind(value) would accept anything: compare numbers.
+    if int(message.encryption) not in _KNOWN_ENCRYPTIONS:
+        return "unknown_encryption", f"unknown encryption kind {int(message.encryption)}"
+    return None
+
+
 def seal_envelope(
     device: LocalDevice,
     *,
@@ -94,16 +144,13 @@ def seal_envelope(
 ) -> Message:
     """Build and sign the envelope of ``encrypted_content`` for one recipient device.
 
-    Raises :class:`~omega.errors.ConfigurationError` for a device key of the
-    wrong size or content larger than :data:`MAX_CIPHERTEXT_SIZE`.
+    Raises :class:`~omega.errors.ConfigurationError` for anything
+    :func:`verify_envelope` would refuse: a device key of the wrong size, a
+    malformed id, a timestamp outside int64, an unknown encryption kind, or
+    content that is empty or larger than :data:`MAX_CIPHERTEXT_SIZE`.
     """
     if len(recipient_device_key) != _KEY_SIZE:
         raise ConfigurationError(f"a device key is {_KEY_SIZE} bytes")
-    if len(encrypted_content) > MAX_CIPHERTEXT_SIZE:
-        raise ConfigurationError(
-            f"encrypted content of {len(encrypted_content)} bytes exceeds "
-            f"{MAX_CIPHERTEXT_SIZE} bytes"
-        )
     message = Message(
         message_id=message_id,
         sender_id=sender_id,
@@ -115,6 +162,9 @@ def seal_envelope(
         recipient_device_key=recipient_device_key,
         encryption=encryption,
     )
+    problem = _problem(message)
+    if problem is not None:
+        raise ConfigurationError(problem[1], details={"reason": problem[0]})
     message.signature = device.key_pair.sign(signature_input(message))
     return message
 
@@ -138,9 +188,9 @@ class EnvelopeInfo:
     """How ``encrypted_content`` is encrypted."""
 
 
-def _refuse(reason: str, message: Message) -> InvalidEnvelopeError:
+def _refuse(reason: str, explanation: str, message: Message) -> InvalidEnvelopeError:
     return InvalidEnvelopeError(
-        f"refused envelope {message.message_id[:64]!r}: {reason}",
+        f"refused envelope {message.message_id[:64]!r}: {explanation}",
         details={"reason": reason},
     )
 
@@ -148,54 +198,37 @@ def _refuse(reason: str, message: Message) -> InvalidEnvelopeError:
 def verify_envelope(message: Message, *, local_device_key: bytes) -> EnvelopeInfo:
     """Check an envelope addressed to ``local_device_key`` and its signature.
 
-    Checks, in order: the recipient device is us; ids and keys are well
-    formed; no clear-text metadata field is set; the ciphertext is within
-    :data:`MAX_CIPHERTEXT_SIZE`; the signature verifies under
+    Checks, in order: the recipient device is us; ids, timestamp and the
+    sender device key are well formed; no clear-text metadata field is set;
+    the ciphertext is not empty and within :data:`MAX_CIPHERTEXT_SIZE`; the
+    encryption kind is known; the signature verifies under
     ``sender_device_key``. Raises :class:`~omega.errors.InvalidEnvelopeError`
-    naming the first failed check (an :class:`~omega.errors.InvalidSignatureError`
-    is its cause for a bad signature). Whether the sending device belongs to
-    ``sender_id`` is the caller's check (the session or the prekey message's
-    certificate proves it).
+    whose ``details["reason"]`` is a stable code naming the first failed check:
+    ``wrong_device``, ``bad_message_id``, ``bad_sender_id``,
+    ``bad_recipient_id``, ``bad_timestamp``, ``bad_device_key``,
+    ``cleartext_metadata``, ``no_content``, ``too_large``,
+    ``unknown_encryption``, ``bad_signature_size`` or ``bad_signature`` (an
+    :class:`~omega.errors.InvalidSignatureError` or
+    :class:`~omega.errors.InvalidKeyError` is its cause). Whether the sending
+    device belongs to ``sender_id`` is the caller's check (the session or the
+    prekey message's certificate proves it).
     """
     if not hmac.compare_digest(message.recipient_device_key, local_device_key):
-        raise _refuse("addressed to another device", message)
-    if not 0 < len(message.message_id) <= 256:
-        raise _refuse("message id must be 1..256 characters", message)
-    try:
-        public_key_from_user_id(message.sender_id)
-    except InvalidUserIdError as exc:
-        raise _refuse(f"bad sender id: {exc.message}", message) from exc
-    if not 0 < len(message.recipient_id) <= 256:
-        raise _refuse("recipient id must be 1..256 characters", message)
-    if len(message.sender_device_key) != _KEY_SIZE:
-        raise _refuse("sender device key must be 32 bytes", message)
+        raise _refuse("wrong_device", "addressed to another device", message)
+    problem = _problem(message)
+    if problem is not None:
+        raise _refuse(*problem, message)
     if len(message.signature) != _SIGNATURE_SIZE:
-        raise _refuse("signature must be 64 bytes", message)
-    if (
-        message.reply_to is not None
-        or message.ttl_days is not None
-        or message.ttl_seconds is not None
-        or message.mentions
-        or message.type != MessageType.TEXT
-    ):
-        raise _refuse("clear-text metadata fields must be unset", message)
-    if not message.encrypted_content:
-        raise _refuse("no encrypted content", message)
-    if len(message.encrypted_content) > MAX_CIPHERTEXT_SIZE:
-        raise _refuse(f"encrypted content exceeds {MAX_CIPHERTEXT_SIZE} bytes", message)
-    try:
-        encryption = EncryptionKind(message.encryption)
-    except ValueError as exc:
-        raise _refuse(f"unknown encryption kind {int(message.encryption)}", message) from exc
+        raise _refuse("bad_signature_size", f"signature must be {_SIGNATURE_SIZE} bytes", message)
     try:
         verify_signature(message.sender_device_key, signature_input(message), message.signature)
     except (InvalidKeyError, InvalidSignatureError) as exc:
-        raise _refuse("the signature does not verify", message) from exc
+        raise _refuse("bad_signature", "the signature does not verify", message) from exc
     return EnvelopeInfo(
         message_id=message.message_id,
         sender_id=message.sender_id.lower(),
         recipient_id=message.recipient_id,
         sender_device_key=message.sender_device_key,
         timestamp=message.timestamp,
-        encryption=encryption,
+        encryption=EncryptionKind(int(message.encryption)),
     )

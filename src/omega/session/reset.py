@@ -61,6 +61,10 @@ _NONCE_SIZE = 16
 _MAX_REQUEST_SIZE = 64 * 1024
 
 
+def _message_id_ok(message_id: str) -> bool:
+    return 0 < len(message_id) <= 256
+
+
 def sign_reset_request(
     device: LocalDevice,
     *,
@@ -69,11 +73,19 @@ def sign_reset_request(
     now: int,
     rng: RandomSource = system_random,
 ) -> SignedSessionResetRequest:
-    """Build and sign a reset request to ``target_device_key`` for ``message_ids``."""
+    """Build and sign a reset request to ``target_device_key`` for ``message_ids``.
+
+    Raises :class:`~omega.errors.ConfigurationError` for anything
+    :func:`verify_reset_request` would refuse: a device key of the wrong size,
+    more than :data:`MAX_RESET_MESSAGE_IDS` ids, an id that is not 1..256
+    characters, or a request over 64 KiB.
+    """
     if len(target_device_key) != 32:
         raise ConfigurationError("a device key is 32 bytes")
     if len(message_ids) > MAX_RESET_MESSAGE_IDS:
         raise ConfigurationError(f"at most {MAX_RESET_MESSAGE_IDS} message ids per request")
+    if not all(_message_id_ok(message_id) for message_id in message_ids):
+        raise ConfigurationError("message ids are 1..256 characters")
     request = encode_message(
         SessionResetRequest(
             version=_VERSION,
@@ -84,6 +96,8 @@ def sign_reset_request(
             nonce=random_bytes(rng, _NONCE_SIZE),
         )
     )
+    if len(request) > _MAX_REQUEST_SIZE:
+        raise ConfigurationError(f"the request is {len(request)} bytes; the limit is 64 KiB")
     signature = device.key_pair.sign(RESET_SIGNATURE_CONTEXT + request)
     return SignedSessionResetRequest(request=request, signature=signature)
 
@@ -138,8 +152,8 @@ def verify_reset_request(
         raise RemoteProtocolError("reset request for another device")
     if len(request.nonce) != _NONCE_SIZE:
         raise RemoteProtocolError(f"reset request nonce must be {_NONCE_SIZE} bytes")
-    if len(request.message_ids) > MAX_RESET_MESSAGE_IDS or any(
-        not 0 < len(message_id) <= 256 for message_id in request.message_ids
+    if len(request.message_ids) > MAX_RESET_MESSAGE_IDS or not all(
+        _message_id_ok(message_id) for message_id in request.message_ids
     ):
         raise RemoteProtocolError("reset request lists too many or malformed message ids")
     if abs(now - request.timestamp) > max_age_ms:
@@ -157,12 +171,22 @@ class ResetGuard:
     """Refuses replayed reset requests and limits how often one device may reset.
 
     Remembers the last ``max_nonces`` nonces (bounded memory) and the time of
-    the last reset it allowed per device (at most ``max_devices`` remembered).
+    the last reset it allowed per device (at most ``max_devices`` remembered,
+    the least recently reset forgotten first). Raises
+    :class:`~omega.errors.ConfigurationError` for a negative interval or a
+    limit below one.
     """
 
     def __init__(
         self, *, min_interval_ms: int = 30_000, max_nonces: int = 4096, max_devices: int = 4096
     ) -> None:
+        for name, value, low in (
+            ("min_interval_ms", min_interval_ms, 0),
+            ("max_nonces", max_nonces, 1),
+            ("max_devices", max_devices, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigurationError(f"{name} must be an int >= {low}, got {value!r}")
         self._min_interval_ms = min_interval_ms
         self._nonces: OrderedDict[bytes, None] = OrderedDict()
         self._last_reset: OrderedDict[bytes, int] = OrderedDict()
