@@ -1,0 +1,1 @@
+"""Self-hostable Omega servers: store-and-forward, relay, bootstrap."""
