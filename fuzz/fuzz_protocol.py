@@ -35,6 +35,7 @@ TARGETS = (
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
     proto.SessionResetRequest,
+    proto.RelayFrame,
 )
 
 

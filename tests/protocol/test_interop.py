@@ -51,6 +51,7 @@ WIRE_MESSAGES = [
     proto.OutboundSenderKeyState,
     proto.InboundSenderKeysState,
     proto.SessionResetRequest,
+    proto.RelayFrame,
 ]
 
 

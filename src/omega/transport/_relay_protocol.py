@@ -159,8 +159,8 @@ def reason_name(reason: RelayReason | int) -> str:
 
 def encode_relay_frame(body: RelayBody) -> bytes:
     """Encode ``body`` as one RelayFrame."""
-    kind = _KIND_OF[type(body)]
-    frame = RelayFrame(**{kind.value: body})
+    frame = RelayFrame()
+    setattr(frame, _KIND_OF[type(body)].value, body)
     return encode_message(frame)
 
 
@@ -193,9 +193,10 @@ def decode_relay_frame(data: bytes, *, max_size: int) -> tuple[RelayKind, RelayB
         if body.target_device_id and _DEVICE_ID_RE.fullmatch(body.target_device_id) is None:
             raise MessageDecodeError("a relay target device id is 16 lowercase hex characters")
         _bounded_text(body.target_user_id, "a relay target user id")
-    elif isinstance(body, RelayChallenge):
-        if len(body.relay_id.encode("utf-8")) > MAX_RELAY_ID_BYTES:
-            raise MessageDecodeError(f"a relay id is at most {MAX_RELAY_ID_BYTES} UTF-8 bytes")
+    elif (
+        isinstance(body, RelayChallenge) and len(body.relay_id.encode("utf-8")) > MAX_RELAY_ID_BYTES
+    ):
+        raise MessageDecodeError(f"a relay id is at most {MAX_RELAY_ID_BYTES} UTF-8 bytes")
     return kind, body
 
 

@@ -259,7 +259,7 @@ class RelayTransport(Transport):
         *,
         task_status: TaskStatus[Listener] = anyio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Register at the relay and serve the streams it forwards (see :meth:`Transport.listen`)."""
+        """Register at the relay; serve the streams it forwards (see :meth:`Transport.listen`)."""
         self._check(address)
         try:
             with anyio.fail_after(self._config.open_timeout):
@@ -267,7 +267,10 @@ class RelayTransport(Transport):
         except TimeoutError:
             raise TransportTimeoutError(f"reaching the relay at {address} timed out") from None
         base = address.with_relay_target(None).with_peer(None)
-        addresses = (base.with_relay_target(session.device_id), base.with_relay_target(session.user_id))
+        addresses = (
+            base.with_relay_target(session.device_id),
+            base.with_relay_target(session.user_id),
+        )
         try:
             with anyio.CancelScope() as scope:
                 listener = ServingListener(addresses, scope)

@@ -23,7 +23,7 @@ def _positive(value: object, name: str) -> None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not 0 < value
+        or not value > 0
         or not math.isfinite(value)
     ):
         raise ConfigurationError(

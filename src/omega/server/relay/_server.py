@@ -13,6 +13,7 @@ rewrites the stream id and forwards the bytes. It logs only metadata.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -130,7 +131,9 @@ class RelayServer:
 
     # ------------------------------------------------------------------ listeners
 
-    async def serve(self, *, task_status: TaskStatus[RelayServer] = anyio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: TaskStatus[RelayServer] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen until cancelled or :meth:`shutdown`; a task group's ``start`` target."""
         config = self.config
         with anyio.CancelScope() as scope:
@@ -260,11 +263,9 @@ class RelayServer:
 
     async def _send_error(self, link: FrameConnection, reason: RelayReason, message: str) -> None:
         self.metrics.inc("refusals_total", label=reason_name(reason))
-        with anyio.move_on_after(1, shield=True):
-            try:
-                await link.send_frame(encode_relay_frame(RelayError(reason=reason, message=message)))
-            except OmegaError:
-                pass
+        error = encode_relay_frame(RelayError(reason=reason, message=message))
+        with anyio.move_on_after(1, shield=True), contextlib.suppress(OmegaError):
+            await link.send_frame(error)
 
     async def _register(self, link: FrameConnection) -> ServerSession | None:
         config = self.config
@@ -299,11 +300,7 @@ class RelayServer:
         except ConnectionClosedError:
             return None
         except (DecodeError, RemoteProtocolError) as exc:
-            reason = (
-                _R.MALFORMED
-                if isinstance(exc, DecodeError)
-                else _R.BAD_REGISTRATION
-            )
+            reason = _R.MALFORMED if isinstance(exc, DecodeError) else _R.BAD_REGISTRATION
             _log(logging.INFO, "registration_refused", reason=reason_name(reason), error=exc.code)
             await self._send_error(link, reason, f"registration refused: {exc.message}")
             return None
@@ -317,14 +314,13 @@ class RelayServer:
             return None
         limits.sessions += 1
         self._serial += 1
-        session = ServerSession(
+        return ServerSession(
             number=self._serial,
             link=link,
             registration=registration,
             outbox=Outbox(config.max_buffered_bytes),
             cancel_scope=anyio.CancelScope(),
         )
-        return session
 
     def _attach_listener(self, session: ServerSession) -> None:
         registration = session.registration
@@ -449,9 +445,7 @@ class RelayServer:
         else:
             raise RemoteProtocolError(f"a client may not send {type(body).__name__}")
 
-    async def _refuse(
-        self, sink: Sink, stream_id: int, reason: RelayReason, message: str
-    ) -> None:
+    async def _refuse(self, sink: Sink, stream_id: int, reason: RelayReason, message: str) -> None:
         self.metrics.inc("refusals_total", label=reason_name(reason))
         refusal = RelayRefuse(stream_id=stream_id, reason=reason, message=message)
         await sink.deliver(encode_relay_frame(refusal))
@@ -491,9 +485,7 @@ class RelayServer:
                 self, session, source, target_user, connect.target_device_id
             ):
                 return
-            await self._refuse(
-                session, stream_id, _R.NOT_REGISTERED, "no such device listens here"
-            )
+            await self._refuse(session, stream_id, _R.NOT_REGISTERED, "no such device listens here")
             return
         if len(target.routes) >= self.config.max_streams_per_session:
             await self._refuse(session, stream_id, _R.LIMIT_REACHED, "target is busy")
@@ -518,7 +510,7 @@ class RelayServer:
         self.metrics.inc("streams_active")
 
     async def deliver(self, sink: Sink, frame: bytes) -> None:
-        """Queue ``frame`` for ``sink``; drop a session that stalls longer than ``stall_timeout``."""
+        """Queue ``frame`` for ``sink``; drop a session stalled for ``stall_timeout``."""
         with anyio.move_on_after(self.config.stall_timeout):
             await sink.deliver(frame)
             return
@@ -536,7 +528,9 @@ class RelayServer:
         source = route.source
         if isinstance(body, RelayAccept):
             route.accepted = True
-            await self.deliver(source.sink, encode_relay_frame(RelayAccept(stream_id=source.stream_id)))
+            await self.deliver(
+                source.sink, encode_relay_frame(RelayAccept(stream_id=source.stream_id))
+            )
             return
         end.sink.detach(end.stream_id)
         source.sink.detach(source.stream_id)
@@ -546,7 +540,10 @@ class RelayServer:
         await self.deliver(source.sink, encode_relay_frame(refusal))
 
     async def forward_from(
-        self, sink: Sink, body: RelayData | RelayWindow | RelayClose, entry: tuple[Route, End] | None = None
+        self,
+        sink: Sink,
+        body: RelayData | RelayWindow | RelayClose,
+        entry: tuple[Route, End] | None = None,
     ) -> None:
         """Forward a stream frame that arrived from ``sink`` to the other end of its route."""
         if entry is None:
