@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -67,7 +67,10 @@ from omega.transport.base import FrameConnection
 from omega.transport.tcp import TcpConfig, TcpTransport, socket_address
 from omega.transport.websocket import SUBPROTOCOL, WebSocketConnection
 
-__all__ = ["RelayServer", "logger"]
+if TYPE_CHECKING:
+    from omega.server.relay._bus import RedisBus
+
+__all__ = ["RelayServer", "log", "logger"]
 
 logger = logging.getLogger("omega.server.relay")
 """The relay's logger: one key=value line per event, metadata only."""
@@ -76,7 +79,7 @@ _R = RelayReason
 _MAX_REGISTER_SIZE: Final = 4096
 
 
-def _log(level: int, event: str, **fields: object) -> None:
+def log(level: int, event: str, **fields: object) -> None:
     if logger.isEnabledFor(level):
         text = " ".join(f"{key}={value}" for key, value in fields.items())
         logger.log(level, "event=%s %s", event, text)
@@ -126,7 +129,7 @@ class RelayServer:
         self._limits: dict[bytes, _DeviceLimits] = {}
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
-        self.bus: RelayBusProtocol | None = None
+        self.bus: RedisBus | None = None
         """The Redis bus to the other relays, when configured."""
 
     # ------------------------------------------------------------------ listeners
@@ -157,7 +160,7 @@ class RelayServer:
                     listener = await task_group.start(tcp.listen, listen_at, self.handle_link)
                     addresses.append(listener.addresses[0])
                 self.addresses = tuple(addresses)
-                _log(logging.INFO, "listening", addresses=",".join(map(str, addresses)))
+                log(logging.INFO, "listening", addresses=",".join(map(str, addresses)))
                 task_status.started(self)
                 await anyio.sleep_forever()
 
@@ -241,7 +244,7 @@ class RelayServer:
     async def shutdown(self) -> None:
         """Refuse new sessions, give open ones ``shutdown_grace`` seconds, then stop."""
         self._stopping = True
-        _log(logging.INFO, "stopping", sessions=self._open)
+        log(logging.INFO, "stopping", sessions=self._open)
         with anyio.move_on_after(self.config.shutdown_grace):
             while self._open:
                 await anyio.sleep(0.05)
@@ -301,7 +304,7 @@ class RelayServer:
             return None
         except (DecodeError, RemoteProtocolError) as exc:
             reason = _R.MALFORMED if isinstance(exc, DecodeError) else _R.BAD_REGISTRATION
-            _log(logging.INFO, "registration_refused", reason=reason_name(reason), error=exc.code)
+            log(logging.INFO, "registration_refused", reason=reason_name(reason), error=exc.code)
             await self._send_error(link, reason, f"registration refused: {exc.message}")
             return None
         limits = self._limits.get(registration.device_key)
@@ -355,7 +358,7 @@ class RelayServer:
     async def _run_session(self, session: ServerSession) -> None:
         registration = session.registration
         self.metrics.inc("registrations_total")
-        _log(
+        log(
             logging.INFO,
             "registered",
             session=session.number,
@@ -390,20 +393,21 @@ class RelayServer:
             limits.sessions -= 1
         session.outbox.close()
         for route, end in list(session.routes.values()):
-            self._reset(route, end, _R.PEER_GONE)
+            self.reset(route, end, _R.PEER_GONE)
         reason = session.drop_reason or "closed"
         if session.drop_reason is not None:
             self.metrics.inc("sessions_dropped_total", label=reason)
-        _log(logging.INFO, "session_ended", session=session.number, reason=reason)
+        log(logging.INFO, "session_ended", session=session.number, reason=reason)
 
-    def _reset(self, route: Route, end: End, reason: RelayReason) -> None:
-        """Forget ``route``; tell the end that is not ``end`` that it was reset."""
+    def reset(self, route: Route, end: End, reason: RelayReason, *, both: bool = False) -> None:
+        """Forget ``route``; tell the end that is not ``end`` (and ``end`` too, if ``both``)."""
         other = route.other(end)
         end.sink.detach(end.stream_id)
         other.sink.detach(other.stream_id)
         self.metrics.inc("streams_active", -1)
-        frame = RelayClose(stream_id=other.stream_id, abort=True, reason=reason)
-        other.sink.deliver_nowait(encode_relay_frame(frame))
+        for told in (other, end) if both else (other,):
+            frame = RelayClose(stream_id=told.stream_id, abort=True, reason=reason)
+            told.sink.deliver_nowait(encode_relay_frame(frame))
 
     async def _throttle(self, session: ServerSession, size: int) -> None:
         limits = self._limits[session.registration.device_key]
@@ -450,6 +454,10 @@ class RelayServer:
         refusal = RelayRefuse(stream_id=stream_id, reason=reason, message=message)
         await sink.deliver(encode_relay_frame(refusal))
 
+    def listeners(self) -> list[ServerSession]:
+        """The sessions devices listen on here."""
+        return list(self._listening.values())
+
     def find_listener(self, user_id: str, device_id: str) -> ServerSession | None:
         """The local listening session for this target, if any (newest device of a user)."""
         if device_id:
@@ -482,7 +490,7 @@ class RelayServer:
         source = End(session, stream_id)
         if target is None:
             if self.bus is not None and await self.bus.connect(
-                self, session, source, target_user, connect.target_device_id
+                session, source, target_user, connect.target_device_id
             ):
                 return
             await self._refuse(session, stream_id, _R.NOT_REGISTERED, "no such device listens here")
@@ -515,13 +523,16 @@ class RelayServer:
             await sink.deliver(frame)
             return
         if isinstance(sink, ServerSession):
-            _log(logging.WARNING, "session_stalled", session=sink.number)
+            log(logging.WARNING, "session_stalled", session=sink.number)
             sink.drop("stalled")
 
     async def _answer(self, session: ServerSession, body: RelayAccept | RelayRefuse) -> None:
         entry = session.routes.get(body.stream_id)
-        if entry is None:
-            return  # the source gave up meanwhile
+        if entry is not None:  # else the source gave up meanwhile
+            await self.answer(entry, body)
+
+    async def answer(self, entry: tuple[Route, End], body: RelayAccept | RelayRefuse) -> None:
+        """Forward the target's answer to the source of the route."""
         route, end = entry
         if end is not route.target or route.accepted:
             raise RemoteProtocolError("only the target answers a stream, once")
@@ -569,23 +580,3 @@ class RelayServer:
                 other.sink.detach(other.stream_id)
                 self.metrics.inc("streams_active", -1)
         await self.deliver(other.sink, frame)
-
-
-class RelayBusProtocol:
-    """What the server asks of the bus to other relays (:mod:`omega.server.relay._bus`)."""
-
-    up: bool = False
-
-    def announce(self, user_id: str, device_id: str) -> None:
-        """Tell the other relays this device listens here."""
-        raise NotImplementedError
-
-    def withdraw(self, user_id: str, device_id: str) -> None:
-        """Tell the other relays this device no longer listens here."""
-        raise NotImplementedError
-
-    async def connect(
-        self, server: RelayServer, session: ServerSession, source: End, user_id: str, device_id: str
-    ) -> bool:
-        """Open ``source``'s stream to a device on another relay; False if none has it."""
-        raise NotImplementedError

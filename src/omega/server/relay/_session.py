@@ -40,11 +40,15 @@ class Outbox:
         else:
             self._space = anyio.Event()
 
-    def put_nowait(self, frame: bytes) -> bool:
-        """Queue ``frame`` unless the queue is full (or closed); say whether it did."""
+    def put_nowait(self, frame: bytes, *, force: bool = False) -> bool:
+        """Queue ``frame`` unless the queue is full (or closed); say whether it did.
+
+        ``force`` queues it even over the limit: for the relay's own small
+        control frames, at most one per stream.
+        """
         if self.closed:
             return True
-        if self.size >= self._limit:
+        if self.size >= self._limit and not force:
             return False
         self._frames.append(frame)
         self.size += len(frame)
@@ -87,7 +91,7 @@ class Sink(Protocol):
         ...
 
     def deliver_nowait(self, frame: bytes) -> None:
-        """Queue ``frame`` without waiting; drop it if it cannot be queued."""
+        """Queue a small control frame without waiting."""
         ...
 
     def detach(self, stream_id: int) -> None:
@@ -162,9 +166,8 @@ class ServerSession:
         await self.outbox.put(frame)
 
     def deliver_nowait(self, frame: bytes) -> None:
-        """Queue ``frame``; if the client's queue is full, drop the session (it is not reading)."""
-        if not self.outbox.put_nowait(frame):
-            self.drop("overloaded")
+        """Queue a small control frame now, even over the queue's limit."""
+        self.outbox.put_nowait(frame, force=True)
 
     def detach(self, stream_id: int) -> None:
         """Forget the route under ``stream_id``."""
