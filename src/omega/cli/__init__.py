@@ -48,7 +48,7 @@ SECRET_FILE = "identity.omega"  # noqa: S105 - a file name, not a secret
 PUBLIC_FILE = "identity.pub"
 PROFILE_FILE = "identity.txt"
 
-SERVE_COMMANDS: dict[str, str] = {}
+SERVE_COMMANDS: dict[str, str] = {"relay": "omega.server.relay.command"}
 """The servers of ``omega serve``: name -> module. Each module exposes ``HELP``
 (one line), ``configure(parser)`` adding its options, and ``run(args, out) -> int``.
 It imports only the standard library at module level, so that ``omega --help``

@@ -24,6 +24,7 @@ re-advertises its devices.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
@@ -67,6 +68,13 @@ _COMPARE_AND_DELETE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def _is_io_failure(exc: BaseException) -> bool:
+    """True for a Redis or socket failure, or a task group's bundle of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_is_io_failure(inner) for inner in exc.exceptions)
+    return isinstance(exc, _IO_ERRORS)
 
 
 def _text(value: bytes | str) -> str:
@@ -125,27 +133,36 @@ class RedisBus:
         while True:
             send, receive = anyio.create_memory_object_stream[tuple[str, bytes]](_PUBLISH_QUEUE)
             client = redis.Redis.from_url(self._url, socket_connect_timeout=5)
+            pubsub = client.pubsub()
             try:
-                async with client, send, receive:
-                    pubsub = client.pubsub()
-                    async with pubsub:
-                        await pubsub.subscribe(self._channel(self.node))
-                        self._client, self._outgoing = client, send
-                        self.up = True
-                        self._server.metrics.set("bus_up", 1)
-                        backoff = 0.1
-                        self._log(logging.INFO, "bus_up")
-                        if not started:
-                            started = True
-                            task_status.started()
-                        async with anyio.create_task_group() as task_group:
-                            task_group.start_soon(self._publisher, client, receive)
-                            task_group.start_soon(self._advertiser, client)
-                            await self._subscriber(pubsub)
-            except _IO_ERRORS as exc:
+                await pubsub.subscribe(self._channel(self.node))
+                self._client, self._outgoing = client, send
+                self.up = True
+                self._server.metrics.set("bus_up", 1)
+                backoff = 0.1
+                self._log(logging.INFO, "bus_up")
+                if not started:
+                    started = True
+                    task_status.started()
+                async with anyio.create_task_group() as task_group:
+                    task_group.start_soon(self._publisher, client, receive)
+                    task_group.start_soon(self._advertiser, client)
+                    await self._subscriber(pubsub)
+            except Exception as exc:
+                if not _is_io_failure(exc):
+                    raise
                 self._log(logging.WARNING, "bus_down", error=type(exc).__name__)
             finally:
                 self._went_down()
+                send.close()
+                receive.close()
+                with (
+                    anyio.CancelScope(shield=True),
+                    anyio.move_on_after(2),
+                    contextlib.suppress(*_IO_ERRORS),
+                ):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await client.aclose()
             if not started:
                 started = True
                 task_status.started()
