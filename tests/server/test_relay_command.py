@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-import logging
 import json
+import logging
 import os
 import signal
 import threading
@@ -98,9 +98,9 @@ def test_serve_relay_answers_health_and_metrics_and_stops_on_sigterm(
             if not out.listening.wait(20):
                 return
             port = out.getvalue().split("listening=")[1].split("/")[4]
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
                 seen["health"] = json.loads(reply.read())
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
                 seen["metrics"] = reply.read().decode()
         finally:
             os.kill(os.getpid(), signal.SIGTERM)

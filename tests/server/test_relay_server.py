@@ -173,17 +173,17 @@ async def test_a_flood_is_throttled_not_dropped() -> None:
     async with running(limits) as server:
         with anyio.fail_after(20):
             async with listening(transport("bob"), relay_address(server), echo) as listener:
-                async with await transport("alice").dial(listener.addresses[0]) as connection:
-                    frames = [bytes([index]) * 10_000 for index in range(20)]
+                connection = await transport("alice").dial(listener.addresses[0])
+                frames = [bytes([index]) * 10_000 for index in range(20)]
 
-                    async def reader() -> None:
-                        for frame in frames:
-                            assert await connection.receive_frame() == frame
+                async def reader() -> None:
+                    for frame in frames:
+                        assert await connection.receive_frame() == frame
 
-                    async with anyio.create_task_group() as task_group:
-                        task_group.start_soon(reader)
-                        for frame in frames:
-                            await connection.send_frame(frame)
+                async with connection, anyio.create_task_group() as task_group:
+                    task_group.start_soon(reader)
+                    for frame in frames:
+                        await connection.send_frame(frame)
     assert server.metrics.value("throttle_seconds_total") > 0.1
 
 
@@ -197,14 +197,21 @@ async def test_a_session_that_stops_reading_is_dropped_after_the_stall_timeout()
                     encode_relay_frame(RelayConnect(stream_id=1, target_user_id=BOB.user_id))
                 )
                 with pytest.raises(TransportError):
-                    while True:  # a client ignoring its window: the relay must not buffer it all
-                        await source.send_frame(
-                            encode_relay_frame(RelayData(stream_id=1, data=bytes(1 << 20)))
-                        )
-                        body = await _poll(source)
-                        if isinstance(body, RelayClose):
-                            raise TransportError("reset")
+                    await _flood_until_reset(source)
     assert server.metrics.value("sessions_dropped_total", "stalled") == 1
+
+
+async def _flood_until_reset(source: FrameConnection) -> None:
+    """Send without regard for the window, as a hostile client would, until reset."""
+    while True:
+        await source.send_frame(encode_relay_frame(RelayData(stream_id=1, data=bytes(1 << 20))))
+        if isinstance(await _poll(source), RelayClose):
+            raise TransportError("reset")
+
+
+async def _read_until_closed(link: FrameConnection) -> None:
+    while True:
+        await receive(link)
 
 
 async def _poll(link: FrameConnection) -> object:
@@ -221,8 +228,7 @@ async def test_a_newer_listening_session_replaces_the_older() -> None:
                 newer = await registered(server, BOB, listen=True)
                 async with newer:
                     with pytest.raises(TransportError):
-                        while True:
-                            await receive(older)
+                        await _read_until_closed(older)
                     assert server.find_listener(BOB.user_id, "") is not None
 
 
@@ -230,7 +236,8 @@ async def test_metrics_and_health_over_http() -> None:
     async with running(config()) as server:
         with anyio.fail_after(10):
             async with listening(transport("bob"), relay_address(server), echo) as listener:
-                async with await transport("alice").dial(listener.addresses[0]) as connection:
+                connection = await transport("alice").dial(listener.addresses[0])
+                async with connection:
                     await connection.send_frame(b"counted, never logged")
                     await connection.receive_frame()
             base = f"http://127.0.0.1:{server.addresses[0].port}"
@@ -249,7 +256,7 @@ async def test_metrics_and_health_over_http() -> None:
 
 def _get(url: str) -> tuple[int, str, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.headers["Content-Type"], response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.headers["Content-Type"], error.read().decode()
