@@ -5,8 +5,7 @@ figures are the relay's own cost):
 
 * ``direct``: :class:`~omega.transport.websocket.WebSocketTransport` dial and listen
   (the baseline: what the relay's carrier costs without the relay);
-* ``relay``: :class:`~omega.transport.relay.RelayTransport` through one
-  :class:`~omega.server.relay.RelayServer`;
+* ``relay``: :class:`~omega.transport.relay.RelayTransport` through one relay;
 * ``two_relays``: the listener registered at one relay, the dialer at
   another, the two meeting through Redis pub/sub (skipped, and said so,
   when Redis at ``$OMEGA_TEST_REDIS_URL`` or ``redis://127.0.0.1:6379/0``
@@ -14,10 +13,12 @@ figures are the relay's own cost):
 
 Workloads: ``throughput``, one-way 1 KiB frames with the receiver reading
 as fast as it can (frames per second until the last one arrived);
-``latency``, ping-pong of 64-byte frames (median round trip). Relays and
-clients share this process and its event loop, so every figure includes the
-relay's CPU time on the same core: a relay on its own machine adds less.
-Each figure is the median of several runs.
+``latency``, ping-pong of 64-byte frames (median round trip). Both clients
+share this process; the relays run in its event loop too (so every figure
+includes the relay's CPU time on the same core), or with ``--processes`` as
+``omega serve relay`` subprocesses (closer to a deployment, but on a loaded
+machine dominated by scheduling). Each figure is the median of several runs;
+the JSON records the load average.
 
     python bench/relay.py            # full run
     python bench/relay.py --quick    # under a minute
@@ -33,15 +34,16 @@ import os
 import platform
 import secrets
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
 from omega.crypto import Identity
-from omega.server.relay import RelayServer, RelayServerConfig
 from omega.testing.random import SeededRandom
 from omega.transport.address import Address
 from omega.transport.base import FrameConnection, Listener, Transport, listening
@@ -100,24 +102,62 @@ async def latency(dialer: Transport, address: Address, pings: int) -> float:
         return statistics.median(samples) * 1e6
 
 
+@dataclass
+class RelayProcess:
+    """An ``omega serve relay`` subprocess."""
+
+    port: int
+    prefix: str
+
+
 @asynccontextmanager
-async def relays(count: int, redis_url: str | None) -> AsyncIterator[list[RelayServer]]:
+async def relays(
+    count: int, redis_url: str | None, *, processes: bool
+) -> AsyncIterator[list[RelayProcess]]:
+    """``count`` relays sharing ``redis_url`` (if given): subprocesses, or tasks of this loop."""
+    if not processes:
+        async with in_process_relays(count, redis_url) as found:
+            yield found
+        return
     prefix = f"omega-bench-relay-{secrets.token_hex(4)}"
-    servers = [
-        RelayServer(
-            RelayServerConfig(port=0, redis_url=redis_url, redis_prefix=prefix, **GENEROUS)  # type: ignore[arg-type]
-        )
-        for _ in range(count)
-    ]
+    environment = dict(os.environ, OMEGA_RELAY_REDIS_PREFIX=prefix, OMEGA_LOG_LEVEL="ERROR")
+    environment.update(
+        {f"OMEGA_RELAY_{name.upper()}": str(value) for name, value in GENEROUS.items()}
+    )
+    command = [sys.executable, "-c", "import sys; from omega.cli import main; sys.exit(main())"]
+    command += ["serve", "relay", "--port", "0"]
+    if redis_url is not None:
+        command += ["--redis-url", redis_url]
+    async with AsyncExitStack() as stack:
+        found = []
+        for _ in range(count):
+            process = await stack.enter_async_context(
+                await anyio.open_process(command, env=environment)
+            )
+            stack.push_async_callback(process.wait)
+            stack.callback(process.terminate)
+            assert process.stdout is not None
+            line = (await process.stdout.receive()).decode()
+            found.append(RelayProcess(int(line.split("listening=")[1].split("/")[4]), prefix))
+        yield found
+
+
+@asynccontextmanager
+async def in_process_relays(count: int, redis_url: str | None) -> AsyncIterator[list[RelayProcess]]:
+    from omega.server.relay import RelayServer, RelayServerConfig
+
+    prefix = f"omega-bench-relay-{secrets.token_hex(4)}"
+    settings = dict(port=0, redis_url=redis_url, redis_prefix=prefix, **GENEROUS)
+    servers = [RelayServer(RelayServerConfig(**settings)) for _ in range(count)]  # type: ignore[arg-type]
     async with anyio.create_task_group() as task_group:
         for server in servers:
             await task_group.start(server.serve)
-        yield servers
+        yield [RelayProcess(server.addresses[0].port or 0, prefix) for server in servers]
         task_group.cancel_scope.cancel()
 
 
-def relay_address(server: RelayServer) -> Address:
-    return Address.parse(f"/ip4/127.0.0.1/tcp/{server.addresses[0].port}/ws/relay")
+def relay_address(server: RelayProcess) -> Address:
+    return Address.parse(f"/ip4/127.0.0.1/tcp/{server.port}/ws/relay")
 
 
 async def redis_reachable(url: str) -> bool:
@@ -134,12 +174,12 @@ async def redis_reachable(url: str) -> bool:
     return True
 
 
-async def wait_advertised(url: str, server: RelayServer, device_id: str) -> None:
+async def wait_advertised(url: str, server: RelayProcess, device_id: str) -> None:
     import redis.asyncio as redis
 
     client = redis.Redis.from_url(url)
     async with client:
-        key = f"{server.config.redis_prefix}:device:{device_id}"
+        key = f"{server.prefix}:device:{device_id}"
         while not await client.exists(key):
             await anyio.sleep(0.01)
 
@@ -164,7 +204,7 @@ async def measure(
     return result
 
 
-async def run(quick: bool) -> dict[str, Any]:
+async def run(quick: bool, processes: bool) -> dict[str, Any]:
     frames, pings, repeats = (3000, 300, 3) if quick else (20000, 2000, 5)
     alice, bob = identity("alice"), identity("bob")
     alice_relay = RelayTransport(RelayCredentials.from_identity(alice))
@@ -185,7 +225,8 @@ async def run(quick: bool) -> dict[str, Any]:
         "direct", direct, WebSocketTransport(), frames, pings, repeats
     )
 
-    async with relays(2 if have_redis else 1, redis_url if have_redis else None) as servers:
+    count, url = (2, redis_url) if have_redis else (1, None)
+    async with relays(count, url, processes=processes) as servers:
 
         async def one(stack: AsyncExitStack) -> Address:
             listener: Listener = await stack.enter_async_context(
@@ -231,6 +272,8 @@ async def run(quick: bool) -> dict[str, Any]:
         "pings": pings,
         "statistic": "median",
         "redis": have_redis,
+        "relays_in": "subprocesses" if processes else "this event loop",
+        "load_average": os.getloadavg()[0],
         "figures": figures,
         "ratios": ratios,
     }
@@ -239,8 +282,11 @@ async def run(quick: bool) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames; under a minute")
+    parser.add_argument(
+        "--processes", action="store_true", help="run each relay as an omega serve subprocess"
+    )
     args = parser.parse_args()
-    result = anyio.run(run, args.quick)
+    result = anyio.run(run, args.quick, args.processes)
     print(json.dumps(result, sort_keys=True))
 
 
