@@ -199,6 +199,7 @@ class RelayStream(FrameConnection):
         self._eof_sent = False
         self._closed = False
         self._error: OmegaError | None = None
+        self._peer_reset = False
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._receive_lock = anyio.Lock(fast_acquire=True)
         session.streams[stream_id] = self
@@ -244,6 +245,7 @@ class RelayStream(FrameConnection):
         elif isinstance(body, RelayWindow):
             self._send_credit = min(self._send_credit + body.frames, _MAX_CREDIT)
         elif body.abort:
+            self._peer_reset = True
             reason = reason_name(body.reason)
             self.fail(ConnectionLostError(f"the stream was reset ({reason})"))
         else:
@@ -306,8 +308,8 @@ class RelayStream(FrameConnection):
         self._inbox.clear()
         with anyio.CancelScope(shield=True):
             try:
-                if self._error is None and self._session.failure is None:
-                    if not self._eof_received:
+                if self._session.failure is None and not self._peer_reset:
+                    if not self._eof_received or self._error is not None:
                         await self._session.send(
                             RelayClose(
                                 stream_id=self._stream_id,
