@@ -228,3 +228,94 @@ async def test_redis_going_away_resets_cross_relay_streams_and_spares_local_ones
                         await local.send_frame(b"local streams go on")
                         assert await local.receive_frame() == b"local streams go on"
             outer.cancel_scope.cancel()
+
+
+async def test_a_stale_directory_entry_is_refused_by_the_node_it_names(
+    redis_url: str, prefix: str
+) -> None:
+    ghost = make_identity("ghost")
+    with anyio.fail_after(20):
+        async with two_relays(redis_url, prefix) as (first, second):
+            assert first.bus is not None
+            client = redis.Redis.from_url(redis_url)
+            async with client:  # as if the first relay had crashed before expiring the keys
+                await client.set(
+                    f"{prefix}:device:{ghost.device.device_id}", f"{first.bus.node} {ghost.user_id}"
+                )
+                await client.set(
+                    f"{prefix}:user:{ghost.user_id}", f"{first.bus.node} {ghost.device.device_id}"
+                )
+            alice = RelayTransport(RelayCredentials.from_identity(ALICE))
+            at_second = relay_at(second.addresses[0].port)
+            for target in (ghost.user_id, ghost.device.device_id):
+                with pytest.raises(RelayRefusedError, match="not_registered"):
+                    await alice.dial(at_second.with_relay_target(target))
+            bob = RelayTransport(RelayCredentials.from_identity(BOB))
+            async with listening(bob, relay_at(first.addresses[0].port), echo):
+                await wait_until_advertised(redis_url, prefix, BOB)
+                assert second.bus is not None  # bob's device, claimed for another user:
+                assert await second.bus._locate(ghost.user_id, BOB.device.device_id) is None
+                assert await second.bus._locate("", BOB.device.device_id) is not None
+            client = redis.Redis.from_url(redis_url)
+            async with client:  # withdrawn when bob stopped listening
+                key = f"{prefix}:device:{BOB.device.device_id}"
+                while await client.exists(key):
+                    await anyio.sleep(0.01)
+
+
+async def test_a_relay_whose_redis_is_unreachable_serves_its_own_devices() -> None:
+    config = RelayServerConfig(port=0, redis_url="redis://127.0.0.1:1/0")
+    async with anyio.create_task_group() as task_group:
+        server = await task_group.start(RelayServer(config).serve)
+        assert server.bus is not None
+        assert not server.bus.up
+        assert server.health()[0]["bus"] == "down"
+        assert await server.bus._locate(BOB.user_id, "") is None
+        await server.bus.publish("nowhere", b"dropped")
+        server.bus.publish_nowait("nowhere", b"dropped")
+        bob = RelayTransport(RelayCredentials.from_identity(BOB))
+        alice = RelayTransport(RelayCredentials.from_identity(ALICE))
+        with anyio.fail_after(10):
+            async with listening(bob, relay_at(server.addresses[0].port), echo) as listener:
+                async with await alice.dial(listener.addresses[0]) as connection:
+                    await connection.send_frame(b"served without Redis")
+                    assert await connection.receive_frame() == b"served without Redis"
+                with pytest.raises(RelayRefusedError, match="unavailable"):
+                    await alice.dial(listener.addresses[0].with_relay_target("0123456789abcdef"))
+        task_group.cancel_scope.cancel()
+
+
+async def test_garbage_on_the_bus_is_dropped_and_a_bad_frame_resets_only_its_stream(
+    redis_url: str, prefix: str
+) -> None:
+    with anyio.fail_after(20):
+        async with two_relays(redis_url, prefix) as (first, second):
+            assert first.bus is not None
+            assert second.bus is not None
+            bob = RelayTransport(RelayCredentials.from_identity(BOB))
+            alice = RelayTransport(RelayCredentials.from_identity(ALICE))
+            async with listening(bob, relay_at(first.addresses[0].port), echo):
+                await wait_until_advertised(redis_url, prefix, BOB)
+                target = relay_at(second.addresses[0].port).with_relay_target(BOB.user_id)
+                connection = await alice.dial(target)
+                async with connection:
+                    await connection.send_frame(b"before")
+                    assert await connection.receive_frame() == b"before"
+                    (key,) = second.bus.routes
+                    channel = f"{prefix}:node:{second.bus.node}"
+                    client = redis.Redis.from_url(redis_url)
+                    async with client:
+                        for garbage in (
+                            b"short",
+                            b"X" + bytes(16) + b"unknown kind",
+                            b"C" + bytes(16) + b"{not json",
+                            b"F" + bytes(16) + b"for no route",
+                            b"F" + key + b"\xff not a frame",
+                        ):
+                            await client.publish(channel, garbage)
+                    with pytest.raises(TransportError, match="malformed"):
+                        await connection.receive_frame()
+                async with await alice.dial(target) as again:
+                    await again.send_frame(b"the bus still works")
+                    assert await again.receive_frame() == b"the bus still works"
+            assert second.metrics.value("bus_messages_total", "in") >= 5
