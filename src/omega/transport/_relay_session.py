@@ -4,8 +4,10 @@ A session has no task of its own. Whoever needs the next frame from the relay
 (a stream waiting for data or for send credit, the listener waiting for
 inbound streams) calls :meth:`RelaySession.progress`: if nobody is reading the
 link it reads and dispatches one frame, otherwise it waits until the reader
-has dispatched one. So a dialed connection needs no background task, and a
-listener's task is simply the reader most of the time.
+has dispatched one. So a dialed connection needs no background task. A
+listener's task reads the link for good (:attr:`RelaySession.has_reader`):
+its streams then wait on their own wake-up event, set when a frame for them
+arrives, so one frame wakes one stream, not all of them.
 
 Flow control is per stream and counted in frames: each side may send
 :data:`~omega.transport._relay_protocol.INITIAL_WINDOW` RelayData frames, and
@@ -87,6 +89,9 @@ class RelaySession:
         """Why the session ended, once it has."""
         self._next_stream_id = 1
         self._closed = False
+        self.has_reader = False
+        """True while a task (a listener's) reads the link for good: streams then wait on
+        their own wake-up instead of every frame waking every stream."""
 
     @property
     def link(self) -> FrameConnection:
@@ -200,6 +205,7 @@ class RelayStream(FrameConnection):
         self._closed = False
         self._error: OmegaError | None = None
         self._peer_reset = False
+        self._wakeup = anyio.Event()
         self._send_lock = anyio.Lock(fast_acquire=True)
         self._receive_lock = anyio.Lock(fast_acquire=True)
         session.streams[stream_id] = self
@@ -228,11 +234,25 @@ class RelayStream(FrameConnection):
         """Record that the stream broke; pending and later calls raise ``error``."""
         if self._error is None:
             self._error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+        self._wakeup = anyio.Event()
+
+    async def _wait(self) -> None:
+        """Wait for something to happen to this stream (see the module docstring)."""
+        if self._session.has_reader:
+            self._session._check_alive()
+            await self._wakeup.wait()
+        else:
+            await self._session.progress()
 
     def dispatch(self, body: RelayData | RelayWindow | RelayClose) -> None:
         """Apply one frame the relay forwarded for this stream."""
         if self._error is not None or self._closed:
             return
+        self._wake()
         if isinstance(body, RelayData):
             if self._eof_received or self._receive_allowance <= 0:
                 self.fail(RemoteProtocolError("the peer sent beyond its window or its end"))
@@ -268,7 +288,7 @@ class RelayStream(FrameConnection):
                 self._raise_if_broken()
                 if self._send_credit > 0:
                     break
-                await self._session.progress()
+                await self._wait()
             self._send_credit -= 1
             await self._session.send(RelayData(stream_id=self._stream_id, data=bytes(frame)))
 
@@ -281,7 +301,7 @@ class RelayStream(FrameConnection):
                 if self._eof_received:
                     raise ConnectionClosedError("the peer has finished sending")
                 self._raise_if_broken()
-                await self._session.progress()
+                await self._wait()
             if self._closed:
                 raise ConnectionClosedError("the connection is closed")
             frame = self._inbox.popleft()

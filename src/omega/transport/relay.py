@@ -293,6 +293,7 @@ class RelayTransport(Transport):
     async def _serve(
         self, session: RelaySession, supervisor: ConnectionSupervisor, local: Address
     ) -> None:
+        session.has_reader = True
         while session.failure is None:
             while session.incoming:
                 await self._answer(session, session.incoming.popleft(), supervisor, local)
