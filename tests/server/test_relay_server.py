@@ -71,6 +71,9 @@ async def test_new_streams_beyond_the_rate_are_refused_others_go_on() -> None:
                     await connection.send_frame(b"carol is not limited")
                     assert await connection.receive_frame() == b"carol is not limited"
     assert server.metrics.value("refusals_total", "rate_limited") == 1
+    assert ALICE.device.key_pair.public_key in server._limits  # in debt: remembered
+    server.sweep_limits(now=anyio.current_time() + 1e9)  # long after: every bucket is full
+    assert not server._limits
 
 
 async def test_streams_and_sessions_per_device_are_bounded() -> None:
@@ -292,6 +295,8 @@ def test_token_bucket() -> None:
     assert not bucket.try_take(1, now=0)
     assert bucket.try_take(1, now=0.1)
     assert bucket.take(10, now=0.1) == pytest.approx(1.0)
+    assert not bucket.is_full(now=1.0)
+    assert bucket.is_full(now=2.0)
 
 
 async def test_outbox_bounds_and_closes() -> None:

@@ -27,6 +27,11 @@ class TokenBucket:
             return True
         return False
 
+    def is_full(self, now: float) -> bool:
+        """True when the bucket holds ``burst`` tokens (forgetting it would grant nothing)."""
+        self._refill(now)
+        return self._tokens >= self._burst
+
     def take(self, amount: float, now: float) -> float:
         """Take ``amount`` tokens, going into debt; return the seconds to wait to repay it."""
         self._refill(now)

@@ -98,6 +98,10 @@ class _DeviceLimits:
         self.connects = TokenBucket(config.connects_per_second, config.burst_connects, now)
         self.sessions = 0
 
+    def idle(self, now: float) -> bool:
+        """True when every bucket is full: forgetting this device grants it nothing."""
+        return all(bucket.is_full(now) for bucket in (self.bytes, self.frames, self.connects))
+
 
 class RelayServer:
     """One relay process (see the module docstring).
@@ -127,6 +131,7 @@ class RelayServer:
         self._device_ids: dict[str, bytes] = {}
         self._users: dict[str, list[bytes]] = {}
         self._limits: dict[bytes, _DeviceLimits] = {}
+        self._sweep_at = 1024
         self._stopping = False
         self._scope: anyio.CancelScope | None = None
         self.bus: RedisBus | None = None
@@ -325,6 +330,17 @@ class RelayServer:
             cancel_scope=anyio.CancelScope(),
         )
 
+    def sweep_limits(self, now: float) -> None:
+        """Forget the buckets of devices without sessions whose buckets have refilled.
+
+        Run whenever the table doubles since the last sweep, so memory stays
+        proportional to the devices connected or recently active.
+        """
+        for key in [key for key, limits in self._limits.items() if not limits.sessions]:
+            if self._limits[key].idle(now):
+                del self._limits[key]
+        self._sweep_at = max(1024, 2 * len(self._limits))
+
     def _attach_listener(self, session: ServerSession) -> None:
         registration = session.registration
         key = registration.device_key
@@ -388,9 +404,14 @@ class RelayServer:
     def _end_session(self, session: ServerSession) -> None:
         if session.registration.listen:
             self._detach_listener(session)
-        limits = self._limits.get(session.registration.device_key)
+        key = session.registration.device_key
+        limits = self._limits.get(key)
         if limits is not None:
             limits.sessions -= 1
+            if limits.sessions == 0 and limits.idle(anyio.current_time()):
+                del self._limits[key]
+        if len(self._limits) > self._sweep_at:
+            self.sweep_limits(anyio.current_time())
         session.outbox.close()
         for route, end in list(session.routes.values()):
             self.reset(route, end, _R.PEER_GONE)
