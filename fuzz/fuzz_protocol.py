@@ -39,6 +39,7 @@ TARGETS = (
     proto.PeerRecord,
     proto.SignedPeerRecord,
     proto.DhtRecord,
+    proto.RelayFrame,
 )
 
 

@@ -38,6 +38,7 @@ or pick the branch it cares about::
     │       └── InvalidEnvelopeError         a message envelope fails its checks
     ├── TransportError              a network operation failed
     │   ├── DialError                   no connection could be made to an address
+    │   │   └── RelayRefusedError           a relay, or the peer behind it, refused
     │   ├── ConnectionClosedError       the stream ended cleanly, or was closed by us
     │   ├── ConnectionLostError         the connection broke: reset, truncated, aborted
     │   ├── TransportTimeoutError       a dial, handshake or idle timeout expired
@@ -99,6 +100,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitedError",
     "ProtocolError",
+    "RelayRefusedError",
     "RemoteProtocolError",
     "RequestRejectedError",
     "RevokedDeviceError",
@@ -355,6 +357,16 @@ class DialError(TransportError):
     """No connection could be made to an address (refused, unreachable, unresolvable)."""
 
     code = "dial_failed"
+
+
+class RelayRefusedError(DialError):
+    """A relay refused the registration or the stream, or the device behind it refused.
+
+    ``details["reason"]`` holds the relay's reason name (``"not_registered"``,
+    ``"rate_limited"``, ...; docs/transports.md, "The relay protocol").
+    """
+
+    code = "relay_refused"
 
 
 class ConnectionClosedError(TransportError):

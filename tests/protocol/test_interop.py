@@ -55,6 +55,7 @@ WIRE_MESSAGES = [
     proto.PeerRecord,
     proto.SignedPeerRecord,
     proto.DhtRecord,
+    proto.RelayFrame,
 ]
 
 

@@ -55,7 +55,7 @@ def test_factories_must_be_callable() -> None:
 def test_builtin_transports_register_explicitly_and_share_one_memory_network() -> None:
     network = MemoryNetwork()
     registry = register_builtin_transports(TransportRegistry(), network=network)
-    assert registry.names() == ("memory", "quic", "tcp", "ws", "wss")
+    assert registry.names() == ("memory", "quic", "relay", "tcp", "ws", "wss")
     memory = registry.create("memory")
     assert isinstance(memory, MemoryTransport)
     assert memory._network is network

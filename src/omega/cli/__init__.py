@@ -50,6 +50,7 @@ PROFILE_FILE = "identity.txt"
 
 SERVE_COMMANDS: dict[str, str] = {
     "bootstrap": "omega.server.bootstrap.command",
+    "relay": "omega.server.relay.command",
     "store": "omega.server.store.command",
 }
 """The servers of ``omega serve``: name -> module. Each module exposes ``HELP``

@@ -13,6 +13,9 @@ address                                                 transport
 ``/ip4/127.0.0.1/tcp/8080/ws``                          WebSocket (``ws://``)
 ``/dns/example.org/tcp/443/wss``                        WebSocket over TLS
 ``/ip4/127.0.0.1/udp/4433/quic-v1``                     QUIC (RFC 9000)
+``/dns/relay.example/tcp/443/wss/relay``                a relay (listen here)
+``/dns/relay.example/tcp/443/wss/relay/<device id>``    a device behind a relay
+``/ip4/127.0.0.1/tcp/4001/relay/<user id>``             a user behind a relay (TCP)
 ``/memory/alice``                                       in-memory (tests, sim)
 ======================================================  =====================
 
@@ -21,9 +24,10 @@ answer, checked by the secure channel's handshake.
 
 The grammar, exactly::
 
-    address   = ( host transport / "/memory/" name ) [ "/omega/" user-id ]
+    address   = ( host transport / host relay / "/memory/" name ) [ "/omega/" user-id ]
     host      = "/ip4/" ipv4 / "/ip6/" ipv6 / ( "/dns/" / "/dns4/" / "/dns6/" ) hostname
     transport = "/tcp/" port [ "/ws" / "/wss" ] / "/udp/" port "/quic-v1"
+    relay     = "/tcp/" port [ "/ws" / "/wss" ] "/relay" [ "/" ( user-id / device-id ) ]
 
 ``ipv4`` is dotted decimal without leading zeros; ``ipv6`` is any RFC 4291
 text form without a zone; ``hostname`` is 1..253 characters of LDH labels
@@ -31,7 +35,13 @@ text form without a zone; ``hostname`` is 1..253 characters of LDH labels
 ``port`` is a decimal integer in 0..65535 without leading zeros (0 asks a
 listener for an ephemeral port); ``name`` is 1..64 characters of
 ``A-Z a-z 0-9 . _ ~ -``; ``user-id`` is an Omega user id (docs/protocol.md,
-section 4).
+section 4); ``device-id`` is 16 hex digits, a device's display id
+(:func:`omega.crypto.devices.device_id`).
+
+A relay address names the relay (host, port, and how to reach it: plain
+TCP, ``/ws`` or ``/wss``) and, after ``/relay``, the device or user the
+relay should connect the dialer to. Without a target it is the address a
+device listens on: it registers there and receives what the relay forwards.
 
 :meth:`Address.parse` strips surrounding whitespace (addresses are pasted),
 accepts upper case where the value is case-insensitive, and refuses
@@ -51,16 +61,19 @@ from typing import Final
 from omega.crypto.identity import public_key_from_user_id, user_id_from_public_key
 from omega.errors import InvalidAddressError, InvalidUserIdError
 
-__all__ = ["MAX_ADDRESS_LENGTH", "TRANSPORT_NAMES", "Address", "HostKind"]
+__all__ = ["MAX_ADDRESS_LENGTH", "RELAY_CARRIERS", "TRANSPORT_NAMES", "Address", "HostKind"]
 
 MAX_ADDRESS_LENGTH: Final = 1024
 """Longest address text accepted by :meth:`Address.parse`, in characters."""
 
-TRANSPORT_NAMES: Final = ("tcp", "ws", "wss", "quic", "memory")
+TRANSPORT_NAMES: Final = ("tcp", "ws", "wss", "quic", "memory", "relay")
 """Every value :attr:`Address.transport` may take; also the registry's names."""
 
 _PORT_RE: Final = re.compile(r"0|[1-9][0-9]{0,4}")
 _LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_DEVICE_ID_RE: Final = re.compile(r"[0-9a-f]{16}")
+RELAY_CARRIERS: Final = ("tcp", "ws", "wss")
+"""How a relay address may reach its relay (:attr:`Address.via`)."""
 _MEMORY_NAME_RE: Final = re.compile(r"[A-Za-z0-9._~-]{1,64}")
 _MAX_HOSTNAME_LENGTH: Final = 253
 
@@ -109,6 +122,10 @@ class Address:
     """TCP or UDP port, 0..65535; ``None`` exactly for in-memory addresses."""
     peer: str | None = None
     """User id the dialer expects to answer (``/omega/...``), canonical, or ``None``."""
+    via: str | None = None
+    """For relay addresses: how the relay is reached (``tcp``, ``ws`` or ``wss``); else ``None``."""
+    relay_target: str | None = None
+    """For relay addresses: the user id or device id to connect to; ``None`` to listen."""
 
     def __post_init__(self) -> None:
         text = self._raw_text()
@@ -131,6 +148,14 @@ class Address:
             raise _invalid(text, f"port {self.port} is outside 0..65535")
         if self.peer is not None:
             object.__setattr__(self, "peer", _canonical_user_id(self.peer, text))
+        if self.transport == "relay":
+            if self.via not in RELAY_CARRIERS:
+                raise _invalid(text, f"a relay is reached over one of {RELAY_CARRIERS}")
+            if self.relay_target is not None:
+                target = _canonical_relay_target(self.relay_target, text)
+                object.__setattr__(self, "relay_target", target)
+        elif self.via is not None or self.relay_target is not None:
+            raise _invalid(text, "only relay addresses have via and relay_target")
 
     def _raw_text(self) -> str:
         """A best-effort rendering for error messages, before validation."""
@@ -179,10 +204,22 @@ class Address:
             if rest:
                 raise _invalid(text, f"unexpected component after the memory name: /{rest[0]}")
             return cls(kind, host, "memory", None, peer)
-        transport, port_text = _transport_of(rest, text)
+        via = target = None
+        if "relay" in rest[2:]:
+            position = rest.index("relay", 2)
+            after = parts[2 + position + 1 :]
+            if len(after) > 1:
+                raise _invalid(text, "/relay is followed by at most one target")
+            target = _canonical_relay_target(after[0], text) if after else None
+            via, port_text = _transport_of(rest[:position], text)
+            if via == "quic":
+                raise _invalid(text, "a relay is reached over /tcp, /ws or /wss")
+            transport = "relay"
+        else:
+            transport, port_text = _transport_of(rest, text)
         if _PORT_RE.fullmatch(port_text) is None or int(port_text) > 65535:
             raise _invalid(text, f"port {port_text!r} is not a decimal integer in 0..65535")
-        return cls(kind, host, transport, int(port_text), peer)
+        return cls(kind, host, transport, int(port_text), peer, via, target)
 
     @property
     def is_memory(self) -> bool:
@@ -197,14 +234,34 @@ class Address:
         """Return this address with another port (e.g. the one a listener bound)."""
         return replace(self, port=port)
 
+    @property
+    def is_relay(self) -> bool:
+        """True for ``.../relay[/target]`` addresses."""
+        return self.transport == "relay"
+
+    def with_relay_target(self, target: str | None) -> Address:
+        """Return this relay address with another target (``None``: the listening address)."""
+        if not self.is_relay:
+            raise _invalid(str(self), "only a relay address has a relay target")
+        return replace(self, relay_target=target)
+
+    def relay_address(self) -> Address:
+        """The address of the relay itself: host, port and carrier, without ``/relay``."""
+        if self.via is None:
+            raise _invalid(str(self), "not a relay address")
+        return Address(self.host_kind, self.host, self.via, self.port)
+
     def __str__(self) -> str:
         out = f"/{self.host_kind.value}/{self.host}"
         if self.transport == "quic":
             out += f"/udp/{self.port}/quic-v1"
         elif self.transport != "memory":
             out += f"/tcp/{self.port}"
-            if self.transport in ("ws", "wss"):
-                out += f"/{self.transport}"
+            carrier = self.via if self.transport == "relay" else self.transport
+            if carrier in ("ws", "wss"):
+                out += f"/{carrier}"
+            if self.transport == "relay":
+                out += "/relay" if self.relay_target is None else f"/relay/{self.relay_target}"
         if self.peer is not None:
             out += f"/omega/{self.peer}"
         return out
@@ -249,6 +306,15 @@ def _canonical_host(kind: HostKind, host: str, text: str) -> str:
     ):
         raise _invalid(text, f"{host!r} is not a valid host name")
     return name
+
+
+def _canonical_relay_target(target: str, text: str) -> str:
+    """A user id (canonical) or a 16-hex-digit device id (lowercase)."""
+    if not isinstance(target, str):
+        raise _invalid(text, "a relay target is a string")
+    if _DEVICE_ID_RE.fullmatch(target.lower()) is not None:
+        return target.lower()
+    return _canonical_user_id(target, text)
 
 
 def _canonical_user_id(user_id: str, text: str) -> str:

@@ -7,24 +7,27 @@ Registration is explicit, never an import side effect::
     transport = registry.create_for(Address.parse("/ip4/127.0.0.1/tcp/4001"))
 
 The key is :attr:`Address.transport <omega.transport.address.Address.transport>`
-(``"tcp"``, ``"ws"``, ``"wss"``, ``"quic"``, ``"memory"``). A factory is any
+(``"tcp"``, ``"ws"``, ``"wss"``, ``"quic"``, ``"memory"``, ``"relay"``). A factory is any
 zero-argument callable returning a new transport: bind its configuration
 with ``functools.partial`` or a lambda. :func:`register_builtin_transports`
-registers Omega's own, importing the WebSocket and QUIC modules (and their
-libraries) only when one of them is created.
+registers Omega's own, importing the WebSocket, QUIC and relay modules (and
+their libraries) only when one of them is created.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from omega.errors import ConfigurationError
 from omega.transport.address import Address
 from omega.transport.base import Transport
 from omega.transport.memory import MemoryNetwork, MemoryTransport
 from omega.transport.tcp import TcpTransport
+
+if TYPE_CHECKING:
+    from omega.transport.relay import RelayConfig, RelayCredentials
 
 __all__ = [
     "TransportFactory",
@@ -125,18 +128,34 @@ def _quic() -> Transport:
     return QuicTransport()
 
 
+def _relay(credentials: RelayCredentials | None, config: RelayConfig | None) -> Transport:
+    if credentials is None:
+        raise ConfigurationError(
+            "the relay transport registers this device at the relay: pass relay_credentials "
+            "to register_builtin_transports, or register a configured RelayTransport factory"
+        )
+    from omega.transport.relay import RelayTransport
+
+    return RelayTransport(credentials, config)
+
+
 def register_builtin_transports(
     registry: TransportRegistry | None = None,
     *,
     network: MemoryNetwork | None = None,
     replace: bool = False,
+    relay_credentials: RelayCredentials | None = None,
+    relay_config: RelayConfig | None = None,
 ) -> TransportRegistry:
-    """Register memory, tcp, ws, wss and quic with default settings; return the registry.
+    """Register memory, tcp, ws, wss, quic and relay with default settings; return the registry.
 
     In-memory transports share ``network`` (a new one if omitted). ``wss``
     and ``quic`` need TLS settings to listen: register configured factories
-    with ``replace=True`` for that. WebSocket and QUIC are imported when
-    first created, so their libraries are needed only by who uses them.
+    with ``replace=True`` for that. ``relay`` needs this device's
+    ``relay_credentials`` (creating it without them raises
+    :class:`~omega.errors.ConfigurationError`). WebSocket, QUIC and the relay
+    are imported when first created, so their libraries are needed only by
+    who uses them.
     """
     target = registry if registry is not None else _DEFAULT_REGISTRY
     shared = network if network is not None else MemoryNetwork()
@@ -145,4 +164,5 @@ def register_builtin_transports(
     target.register("ws", lambda: _websocket(False), replace=replace)
     target.register("wss", lambda: _websocket(True), replace=replace)
     target.register("quic", _quic, replace=replace)
+    target.register("relay", lambda: _relay(relay_credentials, relay_config), replace=replace)
     return target

@@ -51,6 +51,19 @@ __all__ = (
     "ReactionContent",
     "ReceiptContent",
     "ReceiptType",
+    "RelayAccept",
+    "RelayChallenge",
+    "RelayClose",
+    "RelayConnect",
+    "RelayData",
+    "RelayError",
+    "RelayFrame",
+    "RelayIncoming",
+    "RelayReason",
+    "RelayRefuse",
+    "RelayRegister",
+    "RelayRegistered",
+    "RelayWindow",
     "SafetyNumberQr",
     "SenderKeyChainState",
     "SenderKeyDistribution",
@@ -306,6 +319,109 @@ class ReceiptType(betterproto2.Enum):
         return {
             "RECEIPT_TYPE_DELIVERED": 0,
             "RECEIPT_TYPE_READ": 1,
+        }
+
+
+class RelayReason(betterproto2.Enum):
+    """
+    Relay (docs/transports.md, "The relay protocol"). Every frame between a
+    relay client and a relay is one encoded RelayFrame. The relay forwards
+    RelayData bytes between two registered devices without reading them: they
+    are the secure channel's Noise messages.
+    ---------------------------------------------------------------------------
+
+    Why the relay (or the target device) refused a stream or a registration.
+    """
+
+    UNSPECIFIED = 0
+
+    NOT_REGISTERED = 1
+    """
+    the target device is not registered (anywhere)
+    """
+
+    REFUSED = 2
+    """
+    the target device refused the stream
+    """
+
+    RATE_LIMITED = 3
+    """
+    the peer exceeded its rate of new streams
+    """
+
+    LIMIT_REACHED = 4
+    """
+    too many streams or sessions for this device
+    """
+
+    OVERLOADED = 5
+    """
+    buffers full; the stream was reset
+    """
+
+    MALFORMED = 6
+    """
+    a frame could not be decoded or broke a rule
+    """
+
+    BAD_REGISTRATION = 7
+    """
+    forged, expired or replayed registration
+    """
+
+    PEER_GONE = 8
+    """
+    the other side's session ended
+    """
+
+    SHUTTING_DOWN = 9
+    """
+    the relay is stopping
+    """
+
+    UNAVAILABLE = 10
+    """
+    the relays' shared bus (Redis) is unreachable
+    """
+
+    TOO_LARGE = 11
+    """
+    a frame exceeded the relay's max frame size
+    """
+
+    @classmethod
+    def betterproto_value_to_renamed_proto_names(cls) -> dict[int, str]:
+        return {
+            0: "RELAY_REASON_UNSPECIFIED",
+            1: "RELAY_REASON_NOT_REGISTERED",
+            2: "RELAY_REASON_REFUSED",
+            3: "RELAY_REASON_RATE_LIMITED",
+            4: "RELAY_REASON_LIMIT_REACHED",
+            5: "RELAY_REASON_OVERLOADED",
+            6: "RELAY_REASON_MALFORMED",
+            7: "RELAY_REASON_BAD_REGISTRATION",
+            8: "RELAY_REASON_PEER_GONE",
+            9: "RELAY_REASON_SHUTTING_DOWN",
+            10: "RELAY_REASON_UNAVAILABLE",
+            11: "RELAY_REASON_TOO_LARGE",
+        }
+
+    @classmethod
+    def betterproto_renamed_proto_names_to_value(cls) -> dict[str, int]:
+        return {
+            "RELAY_REASON_UNSPECIFIED": 0,
+            "RELAY_REASON_NOT_REGISTERED": 1,
+            "RELAY_REASON_REFUSED": 2,
+            "RELAY_REASON_RATE_LIMITED": 3,
+            "RELAY_REASON_LIMIT_REACHED": 4,
+            "RELAY_REASON_OVERLOADED": 5,
+            "RELAY_REASON_MALFORMED": 6,
+            "RELAY_REASON_BAD_REGISTRATION": 7,
+            "RELAY_REASON_PEER_GONE": 8,
+            "RELAY_REASON_SHUTTING_DOWN": 9,
+            "RELAY_REASON_UNAVAILABLE": 10,
+            "RELAY_REASON_TOO_LARGE": 11,
         }
 
 
@@ -1596,6 +1712,300 @@ class ReceiptContent(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "ReceiptContent", ReceiptContent)
+
+
+@dataclass(eq=False, repr=False)
+class RelayAccept(betterproto2.Message):
+    """
+    Target -> relay -> source: the stream is open.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+
+default_message_pool.register_message("omega.protocol", "RelayAccept", RelayAccept)
+
+
+@dataclass(eq=False, repr=False)
+class RelayChallenge(betterproto2.Message):
+    """
+    Relay -> client, the first frame of every session.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    relay_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    name of the relay deployment, 1..255 UTF-8 bytes
+    """
+
+    nonce: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    32 random bytes, fresh per session
+    """
+
+    issued_at: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds
+    """
+
+    max_frame_size: "int" = betterproto2.field(5, betterproto2.TYPE_UINT32)
+    """
+    largest RelayFrame the relay accepts, bytes
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayChallenge", RelayChallenge)
+
+
+@dataclass(eq=False, repr=False)
+class RelayClose(betterproto2.Message):
+    """
+    End of one direction of a stream (abort = false), or of the whole stream (abort = true).
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    abort: "bool" = betterproto2.field(2, betterproto2.TYPE_BOOL)
+
+    reason: "RelayReason" = betterproto2.field(
+        3, betterproto2.TYPE_ENUM, default_factory=lambda: RelayReason(0)
+    )
+    """
+    why, for an abort
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayClose", RelayClose)
+
+
+@dataclass(eq=False, repr=False)
+class RelayConnect(betterproto2.Message):
+    """
+    Client -> relay: open a stream to a registered device.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    chosen by the client, odd, unused on this session
+    """
+
+    target_user_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    may be empty when target_device_id is set
+    """
+
+    target_device_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    may be empty when target_user_id is set
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayConnect", RelayConnect)
+
+
+@dataclass(eq=False, repr=False)
+class RelayData(betterproto2.Message):
+    """
+    Opaque bytes of one stream, in either direction.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    data: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+
+
+default_message_pool.register_message("omega.protocol", "RelayData", RelayData)
+
+
+@dataclass(eq=False, repr=False)
+class RelayError(betterproto2.Message):
+    """
+    Relay -> client: the session ends after this frame.
+    """
+
+    reason: "RelayReason" = betterproto2.field(
+        1, betterproto2.TYPE_ENUM, default_factory=lambda: RelayReason(0)
+    )
+
+    message: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    human-readable, at most 256 UTF-8 bytes
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayError", RelayError)
+
+
+@dataclass(eq=False, repr=False)
+class RelayFrame(betterproto2.Message):
+    """
+    One frame of the relay protocol.
+
+    Oneofs:
+        - body:
+    """
+
+    challenge: "RelayChallenge | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    register: "RelayRegister | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    registered: "RelayRegistered | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    connect: "RelayConnect | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    incoming: "RelayIncoming | None" = betterproto2.field(
+        5, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    accept: "RelayAccept | None" = betterproto2.field(
+        6, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    refuse: "RelayRefuse | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    data: "RelayData | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    window: "RelayWindow | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    close: "RelayClose | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+    error: "RelayError | None" = betterproto2.field(
+        11, betterproto2.TYPE_MESSAGE, optional=True, group="body"
+    )
+
+
+default_message_pool.register_message("omega.protocol", "RelayFrame", RelayFrame)
+
+
+@dataclass(eq=False, repr=False)
+class RelayIncoming(betterproto2.Message):
+    """
+    Relay -> target device: someone opens a stream to you.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    chosen by the relay, even, unused on this session
+    """
+
+    source_user_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    verified at the source's registration
+    """
+
+    source_device_id: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("omega.protocol", "RelayIncoming", RelayIncoming)
+
+
+@dataclass(eq=False, repr=False)
+class RelayRefuse(betterproto2.Message):
+    """
+    Target -> relay -> source, or relay -> source: the stream is refused.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    reason: "RelayReason" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: RelayReason(0)
+    )
+
+    message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    human-readable, at most 256 UTF-8 bytes
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayRefuse", RelayRefuse)
+
+
+@dataclass(eq=False, repr=False)
+class RelayRegister(betterproto2.Message):
+    """
+    Client -> relay, the answer to RelayChallenge: proves ownership of a device key.
+    """
+
+    device_certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
+    nonce: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    RelayChallenge.nonce, echoed
+    """
+
+    timestamp: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+    """
+    client's Unix time, milliseconds
+    """
+
+    listen: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+    """
+    true: route inbound streams to this session
+    """
+
+    signature: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the device key (docs/transports.md)
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayRegister", RelayRegister)
+
+
+@dataclass(eq=False, repr=False)
+class RelayRegistered(betterproto2.Message):
+    """
+    Relay -> client: the registration is accepted.
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    canonical user id of the certificate's identity key
+    """
+
+    device_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    16 lowercase hex characters
+    """
+
+
+default_message_pool.register_message("omega.protocol", "RelayRegistered", RelayRegistered)
+
+
+@dataclass(eq=False, repr=False)
+class RelayWindow(betterproto2.Message):
+    """
+    Flow control: the receiver may take `frames` more RelayData on this stream.
+    """
+
+    stream_id: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+
+    frames: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+
+
+default_message_pool.register_message("omega.protocol", "RelayWindow", RelayWindow)
 
 
 @dataclass(eq=False, repr=False)
