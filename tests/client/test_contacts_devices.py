@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import anyio
 import pytest
@@ -13,6 +14,7 @@ from omega.client import Client, ContactDevicesChanged, DataDir, MessageReceived
 from omega.crypto import DeviceKeyPair, Identity, LocalDevice, verify_device_certificate
 from omega.errors import (
     ConfigurationError,
+    CorruptDataError,
     CryptoError,
     InvalidUriError,
     LocalProtocolError,
@@ -206,3 +208,28 @@ async def test_data_dir_round_trip(tmp_path: pytest.TempPathFactory) -> None:
     assert (directory.path / "keys.db").exists()
     assert (directory.path / "messages.db").exists()
     assert b"kept on disk" not in (directory.path / "messages.db").read_bytes()
+
+
+@pytest.mark.parametrize("damaged", ["keys.db", "messages.db"])
+async def test_corrupted_database_is_a_typed_error(tmp_path: Path, damaged: str) -> None:
+    identity = Identity.create(device_name="laptop", created_at=1, display_name="Eve")
+    directory = DataDir(tmp_path / "eve")
+    import omega.client.datadir as datadir
+    import omega.crypto.backup as backup
+
+    original = backup.export_identity
+    datadir.export_identity = lambda identity, passphrase: original(  # type: ignore[assignment]
+        identity, passphrase, opslimit=backup.MIN_OPSLIMIT, memlimit=backup.MIN_MEMLIMIT
+    )
+    try:
+        directory.save_identity(identity, "pass phrase")
+    finally:
+        datadir.export_identity = original  # type: ignore[assignment]
+    client = await Client.from_data_dir(directory.path, passphrase="pass phrase", config=FAST)
+    async with client:
+        pass
+    (directory.path / damaged).write_bytes(b"this is not a database" * 100)
+    for suffix in ("-wal", "-shm"):
+        (directory.path / (damaged + suffix)).unlink(missing_ok=True)
+    with pytest.raises(CorruptDataError):
+        await Client.from_data_dir(directory.path, passphrase="pass phrase", config=FAST)
