@@ -67,7 +67,14 @@ class CountingCrawl(ValueSpiderCrawl):  # type: ignore[misc]
 
 async def build(count: int, clock: ManualClock, rng: random.Random) -> list[DhtNode]:
     stack = AsyncExitStack()
-    config = {"rpc_timeout": 5.0, "store_burst_per_ip": 1_000_000, "store_rate_per_ip": 1e6}
+    # Every node shares 127.0.0.1: lift the per-IP limits meant for the internet.
+    config = {
+        "rpc_timeout": 5.0,
+        "store_burst_per_ip": 1_000_000,
+        "store_rate_per_ip": 1e6,
+        "request_burst_per_ip": 1_000_000,
+        "request_rate_per_ip": 1e6,
+    }
     first = await stack.enter_async_context(DhtNode(DhtConfig(**config), clock=clock))  # type: ignore[arg-type]
     nodes = [first]
     for _ in range(count - 1):

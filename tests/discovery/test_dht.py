@@ -349,3 +349,39 @@ async def test_publishing_with_nobody_to_store_it_fails_and_a_lone_node_holds_it
         await lone.resolve_device_list(alice.user_id)
     with pytest.raises(LocalProtocolError):
         await lone.start()
+
+
+@pytest.mark.anyio
+async def test_a_flood_of_requests_from_one_ip_is_dropped_and_others_still_served(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with anyio.fail_after(30):
+        async with _network(2, clock, request_burst_per_ip=20, request_rate_per_ip=0.001) as (
+            target,
+            _other,
+        ):
+            ping = b"\x00" + bytes(20) + umsgpack.packb(["ping", [b"\x05" * 20]])
+            for _ in range(60):
+                _send(target.address, ping)
+            with anyio.fail_after(10):
+                while target.stats.requests_rate_limited < 60 - 20 + 1:
+                    await anyio.sleep(0.01)
+            assert caplog.text.count("dht.requests_rate_limited") == 1
+            # Everyone here shares 127.0.0.1, so the honest node is limited too: the node
+            # itself keeps running and answers once the bucket refills.
+            assert target.protocol.closed is False
+
+
+@pytest.mark.anyio
+async def test_a_new_contact_is_handed_the_records_it_should_hold(
+    clock: ManualClock, alice: Identity
+) -> None:
+    with anyio.fail_after(30):
+        async with DhtNode(DhtConfig(**FAST), clock=clock) as holder:  # type: ignore[arg-type]
+            await holder.publish_peer_record(_record(alice, 4000))  # alone: holds it itself
+            key = peer_record_key(alice.device.device_key)
+            boot = (_boot(holder),)
+            async with DhtNode(DhtConfig(bootstrap=boot, **FAST), clock=clock) as newcomer:  # type: ignore[arg-type]
+                with anyio.fail_after(10):
+                    while newcomer.storage.value(key) is None:
+                        await anyio.sleep(0.01)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -238,4 +240,50 @@ def test_the_command_runs_until_sigterm_and_saves_its_routing_table(tmp_path: Pa
     assert "/health" in line
     assert process.returncode == 0, errors
     assert "bootstrap.signal signal=SIGTERM" in errors
+    assert load_state(state_file) is not None
+
+
+class _Announced(io.StringIO):
+    """An output stream that tells a thread once the server has announced itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.announced = threading.Event()
+
+    def write(self, text: str) -> int:
+        if text.startswith("bootstrap node "):
+            self.announced.set()
+        return super().write(text)
+
+
+def test_run_in_process_stops_on_sigint_and_saves(tmp_path: Path) -> None:
+    state_file = tmp_path / "state.json"
+    config_file = tmp_path / "bootstrap.toml"
+    config_file.write_text('[bootstrap]\nhost = "127.0.0.1"\nport = 0\nhealth_port = 0\n')
+    out = _Announced()
+
+    def interrupt() -> None:
+        if out.announced.wait(timeout=30):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        status = main(
+            [
+                "serve",
+                "bootstrap",
+                "--config",
+                str(config_file),
+                "--state-file",
+                str(state_file),
+                "--log-level",
+                "warning",
+            ],
+            out=out,
+        )
+    finally:
+        thread.join()
+    assert status == 0
+    assert "/health" in out.getvalue()
     assert load_state(state_file) is not None

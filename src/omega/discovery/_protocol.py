@@ -6,13 +6,15 @@
 * every datagram is checked before anything acts on it: size, kind byte,
   msgpack that decodes, a request naming a known RPC with arguments of the
   right types; anything else is dropped with a log line;
-* ``store`` goes through the validating :class:`RecordStorage` and answers
-  ``False`` (never an exception) for a refused record; each source address
-  and each source IP has a token bucket of stores;
+* each source IP has a token bucket of requests, and ``store`` another per
+  source address and per source IP; ``store`` goes through the validating
+  :class:`RecordStorage` and answers ``False`` (never an exception) for a
+  refused record;
 * answers to our own requests are checked before the crawlers read them (a
   malformed answer counts as no answer);
 * a new contact is handed the records it should hold, keyed by the stored
-  key itself (the stock protocol hashes the key again there);
+  key itself (the stock protocol hashes the key again there), scanning at
+  most ``max_handoff_scan`` records per contact;
 * every task it starts is tracked so that closing the node cancels them.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -57,6 +60,9 @@ class ProtocolLimits:
     store_burst: int
     store_rate_per_ip: float
     store_burst_per_ip: int
+    request_rate_per_ip: float = 200.0
+    request_burst_per_ip: int = 2000
+    max_handoff_scan: int = 256
     max_sources: int = 4096
 
 
@@ -68,6 +74,7 @@ class ProtocolStats:
     stores_accepted: int = 0
     stores_refused: int = 0
     stores_rate_limited: int = 0
+    requests_rate_limited: int = 0
     answers_malformed: int = 0
 
 
@@ -165,6 +172,9 @@ class OmegaKademliaProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia
         self._by_ip = _RateLimiter(
             limits.store_rate_per_ip, limits.store_burst_per_ip, limits.max_sources
         )
+        self._requests = _RateLimiter(
+            limits.request_rate_per_ip, limits.request_burst_per_ip, limits.max_sources
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closed = False
 
@@ -215,6 +225,14 @@ class OmegaKademliaProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia
         if kind not in (_REQUEST, _RESPONSE):
             self._malformed(addr, "unknown datagram kind")
             return
+        if kind == _REQUEST:
+            # Bound the work (and the answers: find_node amplifies) one IP address can cause.
+            allowed, first = self._requests.allow(addr[0], time.monotonic())
+            if not allowed:
+                self.stats.requests_rate_limited += 1
+                if first:
+                    logger.warning("dht.requests_rate_limited source=%s", addr[0])
+                return
         try:
             payload = umsgpack.unpackb(data[_HEADER:])
         except Exception as exc:
@@ -271,7 +289,9 @@ class OmegaKademliaProtocol(KademliaProtocol):  # type: ignore[misc]  # kademlia
         """Add a new contact; hand it the records it is now among the closest to hold."""
         if not self.router.is_new_node(node):
             return
-        for key, value in self.record_storage:
+        # At most max_handoff_scan records per new contact, so that a stream of fresh node ids
+        # cannot make the node scan a large store for each; republishing covers the rest.
+        for key, value in itertools.islice(self.record_storage, self.limits.max_handoff_scan):
             keynode = Node(key)
             neighbors = self.router.find_neighbors(keynode)
             if neighbors:

@@ -111,6 +111,10 @@ class DhtConfig:
     """Stores per second one source IP may make, over all its ports."""
     store_burst_per_ip: int = 600
     """Stores one source IP may make at once."""
+    request_rate_per_ip: float = 200.0
+    """Requests per second one source IP may make (beyond it they are dropped unanswered)."""
+    request_burst_per_ip: int = 2000
+    """Requests one source IP may make at once."""
 
     def __post_init__(self) -> None:
         try:
@@ -138,6 +142,8 @@ class DhtConfig:
             "store_burst": self.store_burst,
             "store_rate_per_ip": self.store_rate_per_ip,
             "store_burst_per_ip": self.store_burst_per_ip,
+            "request_rate_per_ip": self.request_rate_per_ip,
+            "request_burst_per_ip": self.request_burst_per_ip,
         }
         for name, value in positive.items():
             if isinstance(value, bool) or not value > 0:
@@ -215,6 +221,8 @@ class DhtNode(Resolver, Publisher):
             store_burst=self.config.store_burst,
             store_rate_per_ip=self.config.store_rate_per_ip,
             store_burst_per_ip=self.config.store_burst_per_ip,
+            request_rate_per_ip=self.config.request_rate_per_ip,
+            request_burst_per_ip=self.config.request_burst_per_ip,
         )
         self._server = _ListeningServer(self)
         self._node: Node = self._server.node
