@@ -55,7 +55,12 @@ from omega.protocol import (
     TextEntity,
     TypingContent,
 )
-from omega.session.content import content_kind, encode_content, searchable_text
+from omega.session.content import (
+    MAX_RECEIPT_IDS,
+    content_kind,
+    encode_content,
+    searchable_text,
+)
 from omega.storage.base import KeyStore
 from omega.storage.message_base import (
     ContactRecord,
@@ -616,10 +621,13 @@ class Client:
                     changed.append(message.message_id)
             contact = await tx.get_contact(conversation_id)
         if changed and contact is not None and contact.read_receipts and not contact.blocked:
-            receipt = ReceiptContent(
-                type=ReceiptType.READ, message_ids=changed, timestamp=core.now()
-            )
-            await core.queue(conversation_id, MessageContent(receipt=receipt))
+            for start in range(0, len(changed), MAX_RECEIPT_IDS):
+                receipt = ReceiptContent(
+                    type=ReceiptType.READ,
+                    message_ids=changed[start : start + MAX_RECEIPT_IDS],
+                    timestamp=core.now(),
+                )
+                await core.queue(conversation_id, MessageContent(receipt=receipt))
         return len(changed)
 
     # -- history ------------------------------------------------------------------
