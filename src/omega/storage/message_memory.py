@@ -27,7 +27,7 @@ from omega.storage._message_checks import (
     check_time,
     check_user_id,
 )
-from omega.storage._message_search import TextMatcher, parse_search_query
+from omega.storage._message_search import TextMatcher, normalized_tokens, parse_search_query
 from omega.storage.base import check_device_key, check_limit
 from omega.storage.message_base import (
     ContactRecord,
@@ -44,6 +44,7 @@ __all__ = ["MemoryMessageStore"]
 
 _MISSING: Any = object()
 _UNACKNOWLEDGED = (DeliveryState.PENDING, DeliveryState.SENT)
+_MAX_CACHED_TEXTS = 100_000
 
 
 @dataclass
@@ -55,6 +56,8 @@ class _State:
     outbox: dict[tuple[str, bytes], tuple[int, OutboxEntry]] = field(default_factory=dict)
     seen: dict[tuple[bytes, str], int] = field(default_factory=dict)
     sequence: list[int] = field(default_factory=lambda: [0])
+    # A cache, not state (never rolled back): text -> its normalized search tokens.
+    search_tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class _MemoryTransaction(MessageStoreTransaction):
@@ -220,9 +223,18 @@ class _MemoryTransaction(MessageStoreTransaction):
             candidates = list(self._all_messages())
         else:
             candidates = list(self._conversation_messages(conversation_id).values())
-        rows = [row for row in candidates if matcher.matches(row[1].text)]
+        rows = [row for row in candidates if matcher.matches_tokens(self._tokens(row[1].text))]
         rows.sort(key=lambda row: (row[1].timestamp, row[0]), reverse=True)
         return [message for _, message in rows[:limit]]
+
+    def _tokens(self, text: str) -> tuple[str, ...]:
+        cache = self._live().search_tokens
+        tokens = cache.get(text)
+        if tokens is None:
+            if len(cache) >= _MAX_CACHED_TEXTS:
+                cache.clear()
+            tokens = cache[text] = normalized_tokens(text)
+        return tokens
 
     # conversations
 
