@@ -65,8 +65,6 @@ _SCHEMA_V1 = (
     " UNIQUE (conversation_id, message_id))",
     "CREATE INDEX messages_by_time ON messages (conversation_id, timestamp, seq)",
     "CREATE INDEX messages_expiring ON messages (expires_at, seq) WHERE expires_at IS NOT NULL",
-    "CREATE INDEX messages_unread ON messages (conversation_id)"
-    " WHERE direction = 'incoming' AND state != 'read' AND deleted = 0",
     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL,"
     " recipient_id TEXT NOT NULL, recipient_device_key BLOB NOT NULL, content BLOB NOT NULL,"
     " ciphertext BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL,"
