@@ -346,3 +346,23 @@ async def test_killed_mid_transaction_leaves_only_committed_state(tmp_path: Path
         assert await tx.mark_seen(bytes(32), "torn", 2) is True
     assert _sql(path, "PRAGMA integrity_check") == [("ok",)]
     assert _sql(path, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')") == []
+
+
+async def test_the_in_memory_index_is_rebuilt_in_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "messages.db"
+    monkeypatch.setattr(message_sqlite, "_INDEX_BATCH", 2)
+    texts = ["red apple", "green apple", "", "apple pie", "no fruit"]
+    async with (
+        await SQLiteMessageStore.open(path, encryption_key=KEY) as store,
+        store.transaction() as tx,
+    ):
+        for index, text in enumerate(texts):
+            await tx.add_message(sample_message(f"m{index}", timestamp=index, text=text))
+    async with (
+        await SQLiteMessageStore.open(path, encryption_key=KEY) as store,
+        store.transaction() as tx,
+    ):
+        assert [m.message_id for m in await tx.search("apple")] == ["m3", "m1", "m0"]
+        assert [m.message_id for m in await tx.search("fruit")] == ["m4"]

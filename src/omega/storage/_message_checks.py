@@ -6,6 +6,7 @@ Every check returns its argument when it is valid and raises
 
 from __future__ import annotations
 
+import functools
 import hmac
 
 from omega.crypto import MAX_DEVICE_LIST_SIZE, MAX_DISPLAY_NAME_BYTES, public_key_from_user_id
@@ -92,16 +93,26 @@ def check_conversation_id(conversation_id: object) -> str:
     return _encodable(conversation_id, "a conversation id")
 
 
+@functools.lru_cache(maxsize=4096)
+def _user_key(user_id: str) -> bytes:
+    """The identity key of a canonical user id (valid ids are cached: decoding is costly)."""
+    try:
+        key = public_key_from_user_id(user_id)
+    except InvalidUserIdError as exc:
+        raise ConfigurationError(exc.message) from exc
+    if user_id != user_id.lower():
+        raise ConfigurationError("a user id must be in its canonical lowercase form")
+    return key
+
+
 def check_user_id(user_id: object, what: str = "user_id") -> str:
     """A canonical (lowercase) ``omega1...`` user id with a valid checksum and key."""
     if not isinstance(user_id, str):
         raise ConfigurationError(f"{what} must be a user id string")
     try:
-        public_key_from_user_id(user_id)
-    except InvalidUserIdError as exc:
+        _user_key(user_id)
+    except ConfigurationError as exc:
         raise ConfigurationError(f"{what}: {exc.message}") from exc
-    if user_id != user_id.lower():
-        raise ConfigurationError(f"{what} must be in its canonical lowercase form")
     return user_id
 
 
@@ -109,7 +120,7 @@ def check_identity_key(user_id: str, identity_key: object) -> bytes:
     """Return ``identity_key`` if it is the 32-byte key that ``user_id`` encodes."""
     if not isinstance(identity_key, bytes) or len(identity_key) != 32:
         raise ConfigurationError("identity_key is 32 bytes")
-    if not hmac.compare_digest(public_key_from_user_id(user_id), identity_key):
+    if not hmac.compare_digest(_user_key(user_id), identity_key):
         raise ConfigurationError("identity_key does not match user_id")
     return identity_key
 

@@ -27,6 +27,7 @@ store; it folds case with :meth:`str.lower` where FTS5 uses its own Unicode
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omega.errors import ConfigurationError
@@ -37,6 +38,7 @@ __all__ = [
     "TextMatcher",
     "fts5_expression",
     "normalize_token",
+    "normalized_tokens",
     "parse_search_query",
     "tokenize",
 ]
@@ -84,6 +86,11 @@ def normalize_token(token: str) -> str:
             base_is_latin = _is_latin(char)
         kept.append(char)
     return unicodedata.normalize("NFC", "".join(kept))
+
+
+def normalized_tokens(text: str) -> tuple[str, ...]:
+    """The tokens of ``text``, each passed through :func:`normalize_token`."""
+    return tuple(normalize_token(token) for token in tokenize(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,9 +151,12 @@ class TextMatcher:
 
     def matches(self, text: str) -> bool:
         """Whether ``text`` contains every phrase of the query."""
+        return self.matches_tokens(normalized_tokens(text))
+
+    def matches_tokens(self, tokens: Sequence[str]) -> bool:
+        """Whether a text whose :func:`normalized_tokens` are ``tokens`` matches."""
         if not self._phrases:
             return False
-        tokens = [normalize_token(token) for token in tokenize(text)]
         last = len(self._phrases) - 1
         return all(
             _contains(tokens, phrase, prefix=self._prefix and index == last)
@@ -154,11 +164,11 @@ class TextMatcher:
         )
 
 
-def _contains(tokens: list[str], phrase: tuple[str, ...], *, prefix: bool) -> bool:
+def _contains(tokens: Sequence[str], phrase: tuple[str, ...], *, prefix: bool) -> bool:
     size = len(phrase)
     for start in range(len(tokens) - size + 1):
-        window = tokens[start : start + size]
-        if window[:-1] != list(phrase[:-1]):
+        window = tuple(tokens[start : start + size])
+        if window[:-1] != phrase[:-1]:
             continue
         if window[-1] == phrase[-1] or (prefix and window[-1].startswith(phrase[-1])):
             return True

@@ -146,16 +146,18 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
 
     # messages
 
-    async def _refresh_conversation(self, conversation_id: str) -> None:
-        """Recompute the figures the store maintains for a conversation."""
+    async def _account(self, conversation_id: str, unread_delta: int) -> None:
+        """Update a conversation's figures after one of its messages changed or went.
+
+        ``unread_count`` moves by ``unread_delta``; ``last_message_at`` is
+        recomputed through the ``messages_by_time`` index (logarithmic).
+        """
         await self._execute(
-            "UPDATE conversations SET"
+            "UPDATE conversations SET unread_count = unread_count + ?,"
             " last_message_at = coalesce("
-            "(SELECT max(timestamp) FROM messages WHERE conversation_id = ?1), 0),"
-            " unread_count = (SELECT count(*) FROM messages WHERE conversation_id = ?1"
-            " AND direction = 'incoming' AND state != 'read' AND deleted = 0)"
-            " WHERE conversation_id = ?1",
-            (conversation_id,),
+            "(SELECT max(timestamp) FROM messages WHERE conversation_id = ?), 0)"
+            " WHERE conversation_id = ?",
+            (unread_delta, conversation_id, conversation_id),
         )
 
     async def _index(self, sequence: int, text: str) -> None:
@@ -181,18 +183,22 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
         assert sequence is not None
         await self._index(sequence, message.text)
         await self._execute(
-            "INSERT INTO conversations (conversation_id) VALUES (?) ON CONFLICT DO NOTHING",
-            (message.conversation_id,),
+            "INSERT INTO conversations (conversation_id, last_message_at, unread_count)"
+            " VALUES (?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET"
+            " last_message_at = max(last_message_at, excluded.last_message_at),"
+            " unread_count = unread_count + excluded.unread_count",
+            (message.conversation_id, message.timestamp, int(message.unread)),
         )
-        await self._refresh_conversation(message.conversation_id)
         return True
 
-    async def _sequence_of(self, conversation_id: str, message_id: str) -> int | None:
+    async def _locate(self, conversation_id: str, message_id: str) -> tuple[int, int] | None:
+        """The message's ``seq`` and whether it counts as unread (1 or 0), or ``None``."""
         row = await self._fetch_one(
-            "SELECT seq FROM messages WHERE conversation_id = ? AND message_id = ?",
+            "SELECT seq, direction = 'incoming' AND state != 'read' AND deleted = 0"
+            " FROM messages WHERE conversation_id = ? AND message_id = ?",
             (conversation_id, message_id),
         )
-        return None if row is None else int(row[0])
+        return None if row is None else (int(row[0]), int(row[1]))
 
     async def get_message(self, conversation_id: str, message_id: str) -> StoredMessage | None:
         row = await self._fetch_one(
@@ -203,18 +209,19 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
 
     async def replace_message(self, message: StoredMessage) -> None:
         check_instance(message, StoredMessage)
-        sequence = await self._sequence_of(message.conversation_id, message.message_id)
-        if sequence is None:
+        located = await self._locate(message.conversation_id, message.message_id)
+        if located is None:
             raise StorageError(
                 "no such message to replace", details={"message_id": message.message_id}
             )
+        sequence, was_unread = located
         await self._execute(
             _UPDATE_MESSAGE,
             (*self._codec.message_row(message), sequence),
         )
         await self._unindex(sequence)
         await self._index(sequence, message.text)
-        await self._refresh_conversation(message.conversation_id)
+        await self._account(message.conversation_id, int(message.unread) - was_unread)
 
     async def messages(
         self, conversation_id: str, *, limit: int = 50, before: int | None = None
@@ -239,7 +246,8 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
     ) -> bool:
         check_instance(state, DeliveryState)
         row = await self._fetch_one(
-            "SELECT seq, state FROM messages WHERE conversation_id = ? AND message_id = ?",
+            "SELECT seq, state, direction = 'incoming' AND deleted = 0"
+            " FROM messages WHERE conversation_id = ? AND message_id = ?",
             (check_conversation_id(conversation_id), check_stored_message_id(message_id)),
         )
         if row is None:
@@ -251,17 +259,23 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
         if not advances(current, state):
             return False
         await self._execute("UPDATE messages SET state = ? WHERE seq = ?", (state.value, row[0]))
-        await self._refresh_conversation(conversation_id)
+        if row[2] and state is DeliveryState.READ:  # incoming messages only move DELIVERED -> READ
+            await self._execute(
+                "UPDATE conversations SET unread_count = unread_count - 1"
+                " WHERE conversation_id = ?",
+                (conversation_id,),
+            )
         return True
 
     async def delete_message(self, conversation_id: str, message_id: str) -> bool:
         check_conversation_id(conversation_id)
-        sequence = await self._sequence_of(conversation_id, check_stored_message_id(message_id))
-        if sequence is None:
+        located = await self._locate(conversation_id, check_stored_message_id(message_id))
+        if located is None:
             return False
+        sequence, was_unread = located
         await self._execute("DELETE FROM messages WHERE seq = ?", (sequence,))
         await self._unindex(sequence)
-        await self._refresh_conversation(conversation_id)
+        await self._account(conversation_id, -was_unread)
         return True
 
     async def expired_messages(self, now: int, *, limit: int = 100) -> list[StoredMessage]:

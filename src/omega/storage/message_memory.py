@@ -27,7 +27,7 @@ from omega.storage._message_checks import (
     check_time,
     check_user_id,
 )
-from omega.storage._message_search import TextMatcher, parse_search_query
+from omega.storage._message_search import TextMatcher, normalized_tokens, parse_search_query
 from omega.storage.base import check_device_key, check_limit
 from omega.storage.message_base import (
     ContactRecord,
@@ -44,6 +44,7 @@ __all__ = ["MemoryMessageStore"]
 
 _MISSING: Any = object()
 _UNACKNOWLEDGED = (DeliveryState.PENDING, DeliveryState.SENT)
+_MAX_CACHED_TEXTS = 100_000
 
 
 @dataclass
@@ -55,6 +56,8 @@ class _State:
     outbox: dict[tuple[str, bytes], tuple[int, OutboxEntry]] = field(default_factory=dict)
     seen: dict[tuple[bytes, str], int] = field(default_factory=dict)
     sequence: list[int] = field(default_factory=lambda: [0])
+    # A cache, not state (never rolled back): text -> its normalized search tokens.
+    search_tokens: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 class _MemoryTransaction(MessageStoreTransaction):
@@ -111,18 +114,27 @@ class _MemoryTransaction(MessageStoreTransaction):
     def _conversation_messages(self, conversation_id: str) -> dict[str, tuple[int, StoredMessage]]:
         return self._live().messages.get(check_conversation_id(conversation_id), {})
 
-    def _refresh_conversation(self, conversation_id: str) -> None:
-        """Recompute the figures the store maintains for a conversation."""
+    def _account(
+        self, conversation_id: str, old: StoredMessage | None, new: StoredMessage | None
+    ) -> None:
+        """Update a conversation's figures for one message going from ``old`` to ``new``.
+
+        Constant time, except when the newest message loses its timestamp
+        (deleted or re-dated): then the conversation is scanned.
+        """
         state = self._live()
-        rows = state.messages.get(conversation_id, {}).values()
         current = state.conversations.get(conversation_id)
         if current is None:
             current = ConversationRecord(conversation_id=conversation_id)
-        updated = dataclasses.replace(
-            current,
-            last_message_at=max((message.timestamp for _, message in rows), default=0),
-            unread_count=sum(message.unread for _, message in rows),
-        )
+        last = current.last_message_at
+        if new is not None and new.timestamp >= last:
+            last = new.timestamp
+        elif old is not None and old.timestamp == last:
+            rows = state.messages.get(conversation_id, {}).values()
+            last = max((message.timestamp for _, message in rows), default=0)
+        unread = current.unread_count + (new is not None and new.unread)
+        unread -= old is not None and old.unread
+        updated = dataclasses.replace(current, last_message_at=last, unread_count=unread)
         if updated != current or conversation_id not in state.conversations:
             self._set(state.conversations, conversation_id, updated)
 
@@ -136,18 +148,7 @@ class _MemoryTransaction(MessageStoreTransaction):
         if message.message_id in conversation:
             return False
         self._set(conversation, message.message_id, (self._next_sequence(), message))
-        record = state.conversations.get(message.conversation_id)
-        if record is None:
-            record = ConversationRecord(conversation_id=message.conversation_id)
-        self._set(
-            state.conversations,
-            message.conversation_id,
-            dataclasses.replace(
-                record,
-                last_message_at=max(record.last_message_at, message.timestamp),
-                unread_count=record.unread_count + message.unread,
-            ),
-        )
+        self._account(message.conversation_id, None, message)
         return True
 
     async def get_message(self, conversation_id: str, message_id: str) -> StoredMessage | None:
@@ -164,7 +165,7 @@ class _MemoryTransaction(MessageStoreTransaction):
                 details={"message_id": message.message_id},
             )
         self._set(conversation, message.message_id, (row[0], message))
-        self._refresh_conversation(message.conversation_id)
+        self._account(message.conversation_id, row[1], message)
 
     async def messages(
         self, conversation_id: str, *, limit: int = 50, before: int | None = None
@@ -191,9 +192,10 @@ class _MemoryTransaction(MessageStoreTransaction):
 
     async def delete_message(self, conversation_id: str, message_id: str) -> bool:
         conversation = self._conversation_messages(conversation_id)
-        if self._pop(conversation, check_stored_message_id(message_id)) is None:
+        row = self._pop(conversation, check_stored_message_id(message_id))
+        if row is None:
             return False
-        self._refresh_conversation(conversation_id)
+        self._account(conversation_id, row[1], None)
         return True
 
     def _all_messages(self) -> Iterator[tuple[int, StoredMessage]]:
@@ -220,9 +222,18 @@ class _MemoryTransaction(MessageStoreTransaction):
             candidates = list(self._all_messages())
         else:
             candidates = list(self._conversation_messages(conversation_id).values())
-        rows = [row for row in candidates if matcher.matches(row[1].text)]
+        rows = [row for row in candidates if matcher.matches_tokens(self._tokens(row[1].text))]
         rows.sort(key=lambda row: (row[1].timestamp, row[0]), reverse=True)
         return [message for _, message in rows[:limit]]
+
+    def _tokens(self, text: str) -> tuple[str, ...]:
+        cache = self._live().search_tokens
+        tokens = cache.get(text)
+        if tokens is None:
+            if len(cache) >= _MAX_CACHED_TEXTS:
+                cache.clear()
+            tokens = cache[text] = normalized_tokens(text)
+        return tokens
 
     # conversations
 

@@ -25,7 +25,7 @@ delivery states, flags, and value sizes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from os import PathLike
 from pathlib import Path
@@ -65,8 +65,6 @@ _SCHEMA_V1 = (
     " UNIQUE (conversation_id, message_id))",
     "CREATE INDEX messages_by_time ON messages (conversation_id, timestamp, seq)",
     "CREATE INDEX messages_expiring ON messages (expires_at, seq) WHERE expires_at IS NOT NULL",
-    "CREATE INDEX messages_unread ON messages (conversation_id)"
-    " WHERE direction = 'incoming' AND state != 'read' AND deleted = 0",
     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, message_id TEXT NOT NULL,"
     " recipient_id TEXT NOT NULL, recipient_device_key BLOB NOT NULL, content BLOB NOT NULL,"
     " ciphertext BLOB, state TEXT NOT NULL, attempts INTEGER NOT NULL,"
@@ -288,24 +286,33 @@ async def _prepare_schema(
     return codec
 
 
+_INDEX_BATCH = 1000
+"""Texts an encrypted store decrypts and indexes per round trip to the database thread."""
+
+
 async def _fill_memory_index(connection: aiosqlite.Connection, codec: RowCodec) -> None:
     """Create the TEMP FTS5 table of an encrypted store from its decrypted texts."""
     await connection.execute(_TEMP_FTS)
     async with connection.execute(
         "SELECT seq, conversation_id, message_id, text FROM messages"
     ) as cursor:
-        async for sequence, conversation_id, message_id, sealed in cursor:
-            if not isinstance(conversation_id, str) or not isinstance(message_id, str):
-                raise CorruptDataError("a stored message id is not text")
-            try:
-                row_id = message_row_id(conversation_id, message_id)
-            except UnicodeEncodeError as exc:
-                raise CorruptDataError("a stored message id is not valid Unicode") from exc
-            text = codec.open_text("messages/text", row_id, sealed)
-            if text:
-                await connection.execute(
-                    "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)", (sequence, text)
-                )
+        while rows := await cursor.fetchmany(_INDEX_BATCH):
+            batch = [(row[0], _open_indexed_text(codec, row)) for row in rows]
+            await connection.executemany(
+                "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
+                [(sequence, text) for sequence, text in batch if text],
+            )
+
+
+def _open_indexed_text(codec: RowCodec, row: Sequence[object]) -> str:
+    conversation_id, message_id, sealed = row[1], row[2], row[3]
+    if not isinstance(conversation_id, str) or not isinstance(message_id, str):
+        raise CorruptDataError("a stored message id is not text")
+    try:
+        row_id = message_row_id(conversation_id, message_id)
+    except UnicodeEncodeError as exc:
+        raise CorruptDataError("a stored message id is not valid Unicode") from exc
+    return codec.open_text("messages/text", row_id, sealed)
 
 
 def _new_sealer(

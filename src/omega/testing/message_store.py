@@ -345,6 +345,16 @@ async def _check_conversations(store: MessageStore) -> None:
         conversation = await tx.get_conversation(_ALICE)
         assert conversation is not None, "a conversation outlives its messages"
         assert conversation.last_message_at == 0, "no messages: last_message_at is 0"
+        await tx.add_message(sample_message("z1", timestamp=700, state=DeliveryState.READ))
+        await tx.add_message(sample_message("z2", timestamp=900))
+        await tx.replace_message(sample_message("z2", timestamp=100, state=DeliveryState.READ))
+        assert await tx.get_conversation(_ALICE) == dataclasses.replace(
+            expected, last_message_at=700
+        ), "re-dating the newest message, and reading it by replacing it"
+        await tx.replace_message(sample_message("z1", timestamp=1_000))
+        assert await tx.get_conversation(_ALICE) == dataclasses.replace(
+            expected, last_message_at=1_000, unread_count=1
+        ), "re-dating an older message past the newest, and replacing it unread"
 
 
 async def _check_expiry(store: MessageStore) -> None:
