@@ -15,6 +15,7 @@ from setuptools.command.build_ext import build_ext
 
 ACCELERATED_SOURCES = {
     "omega.protocol._framing_c": "src/omega/protocol/_framing_c.pyx",
+    "omega.protocol._codec_c": "src/omega/protocol/_codec_c.pyx",
 }
 
 
