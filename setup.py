@@ -16,6 +16,7 @@ from setuptools.command.build_ext import build_ext
 ACCELERATED_SOURCES = {
     "omega.protocol._framing_c": "src/omega/protocol/_framing_c.pyx",
     "omega.protocol._codec_c": "src/omega/protocol/_codec_c.pyx",
+    "omega.crypto._ratchet_c": "src/omega/crypto/_ratchet_c.pyx",
 }
 
 

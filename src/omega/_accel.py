@@ -17,6 +17,7 @@ PURE_PYTHON_ENV = "OMEGA_PURE_PYTHON"
 ACCELERATED_FEATURES: dict[str, tuple[str, str]] = {
     "framing": ("omega.protocol.framing", "omega.protocol._framing_c"),
     "codec": ("omega.protocol.wire", "omega.protocol._codec_c"),
+    "ratchet": ("omega.crypto._symmetric", "omega.crypto._ratchet_c"),
 }
 
 _live: dict[str, bool] = {}
