@@ -25,7 +25,9 @@ cdef extern from "Python.h":
     bint PyList_CheckExact(object o)
 
 
-__all__ = ["decode", "encode"]
+__all__ = ["MAX_NESTING_DEPTH", "decode", "encode"]
+
+MAX_NESTING_DEPTH = 32
 
 cdef enum:
     K_STRING = 1
@@ -52,6 +54,7 @@ cdef class _Field:
 
 cdef class _Table:
     cdef object cls
+    cdef object new
     cdef list fields
     cdef list by_number
     cdef Py_ssize_t max_number
@@ -75,6 +78,7 @@ cdef _Table _table(object cls):
         return None
     table = _Table()
     table.cls = cls
+    table.new = cls.__new__
     table.fields = []
     table.max_number = max([spec.number for spec in specs] or [0])
     table.by_number = [None] * (table.max_number + 1)
@@ -207,13 +211,12 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
                 return None
             seen |= bit
         values[field.name] = value
-    cls = table.cls
-    instance = cls.__new__(cls)
+    instance = table.new(table.cls)
     instance.__dict__ = values
     return instance
 
 
-def decode(cls, bytes data, int max_depth):
+def decode(cls, bytes data, int max_depth=32):
     """Decode ``data`` as ``cls``, or return ``None`` to hand it to the reference path."""
     cdef _Table table = _table(cls)
     if table is None:

@@ -41,7 +41,10 @@ from omega.protocol._codec_schema import (
     describe,
 )
 
-__all__ = ["decode", "encode"]
+__all__ = ["MAX_NESTING_DEPTH", "decode", "encode"]
+
+MAX_NESTING_DEPTH = 32
+"""Deepest nesting :func:`decode` accepts by default (``omega.protocol.wire``'s limit)."""
 
 _LEN_KINDS = frozenset({KIND_STRING, KIND_BYTES, KIND_MESSAGE})
 _RANGES = {
@@ -172,10 +175,11 @@ def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int
     return instance
 
 
-def decode(cls: type, data: bytes, max_depth: int) -> Any:
+def decode(cls: type, data: bytes, max_depth: int = MAX_NESTING_DEPTH) -> Any:
     """Decode ``data`` as ``cls``, or return ``None`` to hand it to the reference path.
 
-    ``max_depth`` is how many levels of nested messages may follow.
+    ``max_depth`` is how many levels of nested messages may follow (the
+    strict decoder's limit unless told otherwise).
     """
     table = _table(cls)
     if table is None:

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     _codec = _codec_py
 else:
     _codec = _accel.select("codec", _codec_py)
+_fast_decode = _codec.decode
+_fast_encode = _codec.encode
 
 _WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
 _MAX_FIELD_NUMBER = (1 << 29) - 1
@@ -185,13 +187,13 @@ def decode_message(
     """
     if max_size < 0:
         raise ConfigurationError(f"max_size must not be negative, got {max_size}")
-    raw = bytes(data)
+    raw = data if type(data) is bytes else bytes(data)
     if len(raw) > max_size:
         raise MessageDecodeError(
             f"{cls.__name__} of {len(raw)} bytes exceeds the limit of {max_size} bytes",
             details={"size": len(raw), "limit": max_size},
         )
-    message: M | None = _codec.decode(cls, raw, MAX_NESTING_DEPTH)
+    message: M | None = _fast_decode(cls, raw)
     if message is not None:
         return message
     return _reference_decode(cls, raw)
@@ -208,7 +210,7 @@ def _reference_decode(cls: type[M], raw: bytes) -> M:
 
 def encode_message(message: betterproto2.Message) -> bytes:
     """Encode ``message`` in the standard protobuf binary format."""
-    encoded: bytes | None = _codec.encode(message)
+    encoded: bytes | None = _fast_encode(message)
     if encoded is None:
         return bytes(message)
     return encoded
