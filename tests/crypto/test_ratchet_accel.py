@@ -11,6 +11,7 @@ unless ``OMEGA_REQUIRE_ACCELERATED=1``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 import omega
 from omega.crypto import _kdf, _symmetric
 from omega.crypto._sender_key_chain import MESSAGE_KEY_INFO
+from omega.crypto._session_state import SessionState
 from omega.errors import DecryptionError
 
 COMPILED_MODULE = "omega.crypto._ratchet_c"
@@ -58,6 +60,40 @@ def test_chain_steps_and_key_material_agree(
     assert compiled.message_key_material(chain_key, info) == _kdf.message_key_material(
         chain_key, info=info
     )
+
+
+@settings(max_examples=50)
+@given(root_key=keys, dh_output=keys)
+def test_root_steps_agree(compiled: ModuleType, root_key: bytes, dh_output: bytes) -> None:
+    assert compiled.kdf_rk(root_key, dh_output) == _kdf.kdf_rk(root_key, dh_output)
+
+
+def test_a_state_copy_holds_every_field_and_new_containers() -> None:
+    state = SessionState(
+        initiator=True,
+        local_identity_key=b"a",
+        local_device_key=b"b",
+        remote_identity_key=b"c",
+        remote_device_key=b"d",
+        base_key=b"e",
+        root_key=b"f",
+        sending_private=b"g",
+        sending_public=b"h",
+        sending_chain_key=b"i",
+        receiving_ratchet_key=b"j",
+        receiving_chain_key=b"k",
+        sending_number=1,
+        receiving_number=2,
+        previous_sending_length=3,
+        skipped={(b"l", 4): b"m"},
+        previous_receiving_keys=[b"n"],
+        pending=None,
+    )
+    copy = state.copy()
+    for field in dataclasses.fields(SessionState):
+        assert getattr(copy, field.name) == getattr(state, field.name), field.name
+    assert copy.skipped is not state.skipped
+    assert copy.previous_receiving_keys is not state.previous_receiving_keys
 
 
 @settings(max_examples=50)

@@ -26,6 +26,7 @@ __all__ = [
     "aead_decrypt",
     "aead_encrypt",
     "kdf_ck",
+    "kdf_rk",
     "message_key_material",
     "open_step",
     "seal_step",
@@ -36,6 +37,7 @@ cdef object _ZERO_SALT_HMAC = HMAC(bytes(32), _SHA256)
 cdef bytes _MESSAGE_KEY_BYTE = b"\x01"
 cdef bytes _NEXT_KEY_BYTE = b"\x02"
 cdef bytes _AEAD_KEY_INFO = b"omega/ratchet/message-key/v1"
+cdef bytes _ROOT_KDF_INFO = b"omega/ratchet/root/v1"
 cdef Py_ssize_t _KEY_SIZE = 32
 cdef Py_ssize_t _MATERIAL_SIZE = 44
 
@@ -47,6 +49,16 @@ cpdef tuple kdf_ck(bytes chain_key):
     keyed.update(_NEXT_KEY_BYTE)
     other.update(_MESSAGE_KEY_BYTE)
     return keyed.finalize(), other.finalize()
+
+
+cpdef tuple kdf_rk(bytes root_key, bytes dh_output):
+    """KDF_RK: HKDF-SHA256(salt = RK, IKM = DH output, info = ROOT_KDF_INFO): (RK', CK)."""
+    extract = HMAC(root_key, _SHA256)
+    extract.update(dh_output)
+    cdef bytes output = HKDFExpand(_SHA256, 2 * _KEY_SIZE, _ROOT_KDF_INFO).derive(
+        extract.finalize()
+    )
+    return output[:_KEY_SIZE], output[_KEY_SIZE:]
 
 
 cpdef tuple message_key_material(bytes message_key, bytes info=_AEAD_KEY_INFO):

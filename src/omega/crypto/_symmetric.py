@@ -1,6 +1,6 @@
 """The symmetric step of the Double Ratchet and Sender Keys: compiled when built.
 
-KDF_CK, message-key expansion and AES-256-GCM seal/open, from the Cython
+KDF_RK, KDF_CK, message-key expansion and AES-256-GCM seal/open, from the Cython
 twin ``omega.crypto._ratchet_c`` when it was built and ``OMEGA_PURE_PYTHON``
 is not set, else from the pure-Python reference :mod:`omega.crypto._kdf`.
 Both give the same bytes and the same errors (differential tests pin them);
@@ -18,6 +18,7 @@ __all__ = [
     "aead_decrypt",
     "aead_encrypt",
     "kdf_ck",
+    "kdf_rk",
     "message_key_material",
     "open_step",
     "seal_step",
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         aead_decrypt,
         aead_encrypt,
         kdf_ck,
+        kdf_rk,
         message_key_material,
         open_step,
         seal_step,
@@ -37,6 +39,7 @@ else:
     aead_decrypt = _impl.aead_decrypt
     aead_encrypt = _impl.aead_encrypt
     kdf_ck = _impl.kdf_ck
+    kdf_rk = _impl.kdf_rk
     message_key_material = _impl.message_key_material
     open_step = _impl.open_step
     seal_step = _impl.seal_step

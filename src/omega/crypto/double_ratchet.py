@@ -36,7 +36,6 @@ from omega.crypto._kdf import (
     TAG_SIZE,
     check_x25519_public_key,
     generate_x25519,
-    kdf_rk,
     x25519,
 )
 from omega.crypto._session_state import (
@@ -199,7 +198,7 @@ class RatchetSession:
         """
         _check_secret(shared_secret)
         private, public = generate_x25519(rng)
-        root_key, chain_key = kdf_rk(shared_secret, x25519(private, remote_ratchet_key))
+        root_key, chain_key = _symmetric.kdf_rk(shared_secret, x25519(private, remote_ratchet_key))
         state = SessionState(
             initiator=True,
             local_identity_key=local_identity_key,
@@ -319,7 +318,9 @@ class RatchetSession:
             if state.receiving_ratchet_key is None:
                 raise LocalProtocolError("the session has received no ratchet key to send to")
             private, public = generate_x25519(rng)
-            root_key, chain_key = kdf_rk(root_key, x25519(private, state.receiving_ratchet_key))
+            root_key, chain_key = _symmetric.kdf_rk(
+                root_key, x25519(private, state.receiving_ratchet_key)
+            )
         number = state.sending_number
         if number >= _UINT32_MAX:
             raise LocalProtocolError("the sending chain is exhausted; start a new session")
@@ -488,7 +489,7 @@ def _receive_ratchet_step(state: SessionState, ratchet_key: bytes) -> None:
     state.sending_number = 0
     state.receiving_number = 0
     state.receiving_ratchet_key = ratchet_key
-    state.root_key, state.receiving_chain_key = kdf_rk(
+    state.root_key, state.receiving_chain_key = _symmetric.kdf_rk(
         state.root_key, x25519(state.sending_private, ratchet_key)
     )
     state.sending_private = state.sending_public = state.sending_chain_key = None
