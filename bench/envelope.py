@@ -9,7 +9,11 @@ path (betterproto2 behind the strict checker, what Omega ran before), and
 Google's ``protobuf`` runtime on classes compiled at run time from the same
 ``messages.proto`` (``SerializeToString`` then ``ParseFromString``; it needs
 ``protobuf`` and ``grpcio-tools``, in the bench and test extras). Medians of
-several runs, garbage collector paused while timing.
+several runs, garbage collector paused while timing. Times are the CPU time of the benchmarking
+thread (``time.thread_time``), not wall-clock time: on a shared machine, time
+the thread spends preempted by other processes would otherwise land on
+whichever contender was running. Every contender runs on this thread
+(vodozemac's Rust code and Google's upb included).
 
     python bench/envelope.py            # 20000 operations per run, 9 runs
     python bench/envelope.py --quick    # 4000 operations, 5 runs
@@ -114,9 +118,9 @@ def _timed(body: Callable[[], None]) -> float:
     gc.collect()
     gc.disable()
     try:
-        start = time.perf_counter()
+        start = time.thread_time()
         body()
-        return time.perf_counter() - start
+        return time.thread_time() - start
     finally:
         gc.enable()
 
