@@ -209,7 +209,7 @@ def test_the_codec_feature_is_registered() -> None:
 
 
 @pytest.mark.parametrize("cls", HOT + ALSO_FAST, ids=lambda c: c.__name__)
-@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_round_trip_matches_betterproto2_and_google(
     codec: ModuleType, google_pb: ModuleType, cls: type, data: st.DataObject
@@ -227,7 +227,7 @@ def test_round_trip_matches_betterproto2_and_google(
 
 
 @pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
-@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_bytes_decode_as_the_reference_does(
     codec: ModuleType, cls: type, data: st.DataObject
