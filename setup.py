@@ -2,7 +2,14 @@
 
 Every accelerated module has a pure-Python twin, so a machine without a C
 compiler (or with ``OMEGA_PURE_PYTHON=1`` set at build time) still gets a
-working install. The build says which path it took.
+working install. The build says which path it took. Release builds (wheels,
+CI) set ``OMEGA_REQUIRE_ACCELERATED=1``, which turns a failed compilation
+into a failed build instead of a silently pure wheel.
+
+The C files Cython generates are not shipped in the sdist: the sdist holds
+the ``.pyx`` sources, and ``Cython`` is a build requirement
+(pyproject.toml), so every build regenerates C that matches the Python it
+compiles for (docs/performance.md, "Building").
 """
 
 from __future__ import annotations
@@ -15,7 +22,13 @@ from setuptools.command.build_ext import build_ext
 
 ACCELERATED_SOURCES = {
     "omega.protocol._framing_c": "src/omega/protocol/_framing_c.pyx",
+    "omega.protocol._codec_c": "src/omega/protocol/_codec_c.pyx",
+    "omega.crypto._ratchet_c": "src/omega/crypto/_ratchet_c.pyx",
 }
+
+
+def _required() -> bool:
+    return os.environ.get("OMEGA_REQUIRE_ACCELERATED", "") in {"1", "true", "yes"}
 
 
 def _wanted() -> bool:
@@ -29,6 +42,8 @@ def _extensions() -> list[Extension]:
     try:
         from Cython.Build import cythonize
     except ImportError:
+        if _required():
+            raise
         print("omega: Cython is unavailable; installing the pure-Python path", file=sys.stderr)
         return []
     extensions = [Extension(name, [source]) for name, source in ACCELERATED_SOURCES.items()]
@@ -58,6 +73,8 @@ class OptionalBuildExt(build_ext):
 
     @staticmethod
     def _warn(exc: BaseException) -> None:
+        if _required():
+            raise exc
         print(
             f"omega: could not compile the Cython accelerators ({exc}); "
             "installing the pure-Python path",

@@ -128,7 +128,7 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_accelerator_status_reports_every_feature() -> None:
     status = omega.accelerator_status()
-    assert set(status) == {"framing"}
+    assert set(status) == {"framing", "codec", "ratchet"}
     assert omega.accelerated() == all(status.values())
 
 
@@ -141,4 +141,4 @@ def test_pure_python_can_be_forced() -> None:
         text=True,
         check=True,
     )
-    assert result.stdout.strip() == "False {'framing': False}"
+    assert result.stdout.strip() == "False {'framing': False, 'codec': False, 'ratchet': False}"

@@ -16,6 +16,8 @@ PURE_PYTHON_ENV = "OMEGA_PURE_PYTHON"
 # Feature name -> (facade module that selects, accelerated module).
 ACCELERATED_FEATURES: dict[str, tuple[str, str]] = {
     "framing": ("omega.protocol.framing", "omega.protocol._framing_c"),
+    "codec": ("omega.protocol.wire", "omega.protocol._codec_c"),
+    "ratchet": ("omega.crypto._symmetric", "omega.crypto._ratchet_c"),
 }
 
 _live: dict[str, bool] = {}

@@ -41,6 +41,8 @@ __all__ = [
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
+    "open_step",
+    "seal_step",
     "x25519",
     "x25519_public",
     "x3dh_secret",
@@ -199,3 +201,32 @@ def aead_decrypt(
     key, nonce = message_key_material(message_key, info=info)
     with map_exceptions({InvalidTag: DecryptionError}, f"{what} failed authentication"):
         return AESGCM(key).decrypt(nonce, ciphertext, associated_data)
+
+
+def seal_step(
+    chain_key: bytes, plaintext: bytes, associated_data: bytes, info: bytes = AEAD_KEY_INFO
+) -> tuple[bytes, bytes]:
+    """One sending step of a symmetric chain: ``(next chain key, ciphertext)``.
+
+    KDF_CK on ``chain_key``, then :func:`aead_encrypt` under the message key.
+    """
+    next_chain_key, message_key = kdf_ck(chain_key)
+    return next_chain_key, aead_encrypt(message_key, plaintext, associated_data, info=info)
+
+
+def open_step(
+    chain_key: bytes,
+    ciphertext: bytes,
+    associated_data: bytes,
+    info: bytes = AEAD_KEY_INFO,
+    what: str = "ratchet message",
+) -> tuple[bytes, bytes]:
+    """One receiving step of a symmetric chain: ``(next chain key, plaintext)``.
+
+    KDF_CK on ``chain_key``, then :func:`aead_decrypt`; raises
+    :class:`~omega.errors.DecryptionError` when authentication fails.
+    """
+    next_chain_key, message_key = kdf_ck(chain_key)
+    return next_chain_key, aead_decrypt(
+        message_key, ciphertext, associated_data, info=info, what=what
+    )

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import nacl.bindings
 import nacl.exceptions
 
-from omega.crypto import _kdf
+from omega.crypto import _symmetric
 from omega.crypto._ed25519 import SIGNATURE_SIZE, check_public_key
-from omega.crypto._kdf import KEY_SIZE, kdf_ck
+from omega.crypto._kdf import KEY_SIZE
+from omega.crypto._symmetric import kdf_ck
 from omega.errors import (
     ConfigurationError,
     DuplicateMessageError,
@@ -126,17 +127,17 @@ def message_key_material(message_key: bytes) -> tuple[bytes, bytes]:
 
     Returns ``(AES-256 key, GCM nonce)``: the first 32 and the last 12 bytes.
     """
-    return _kdf.message_key_material(message_key, info=MESSAGE_KEY_INFO)
+    return _symmetric.message_key_material(message_key, info=MESSAGE_KEY_INFO)
 
 
 def seal_message(message_key: bytes, plaintext: bytes, ad: bytes) -> bytes:
     """AES-256-GCM under the key and nonce expanded from ``message_key``: ciphertext || tag."""
-    return _kdf.aead_encrypt(message_key, plaintext, ad, info=MESSAGE_KEY_INFO)
+    return _symmetric.aead_encrypt(message_key, plaintext, ad, info=MESSAGE_KEY_INFO)
 
 
 def open_message(message_key: bytes, ciphertext: bytes, ad: bytes) -> bytes:
     """Open :func:`seal_message`'s output; :class:`~omega.errors.DecryptionError` on mismatch."""
-    return _kdf.aead_decrypt(
+    return _symmetric.aead_decrypt(
         message_key, ciphertext, ad, info=MESSAGE_KEY_INFO, what="group message"
     )
 

@@ -9,7 +9,6 @@ docs/crypto.md ("State serialization") describes every field.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from omega.crypto._ed25519 import check_public_key
@@ -87,10 +86,27 @@ class SessionState:
 
     def copy(self) -> SessionState:
         """A copy whose containers can change without touching this state."""
-        return dataclasses.replace(
-            self,
+        # Spelled out: dataclasses.replace introspects the fields on every call, and a
+        # decrypt that is not the next message of the current chain copies the state.
+        return SessionState(
+            initiator=self.initiator,
+            local_identity_key=self.local_identity_key,
+            local_device_key=self.local_device_key,
+            remote_identity_key=self.remote_identity_key,
+            remote_device_key=self.remote_device_key,
+            base_key=self.base_key,
+            root_key=self.root_key,
+            sending_private=self.sending_private,
+            sending_public=self.sending_public,
+            sending_chain_key=self.sending_chain_key,
+            receiving_ratchet_key=self.receiving_ratchet_key,
+            receiving_chain_key=self.receiving_chain_key,
+            sending_number=self.sending_number,
+            receiving_number=self.receiving_number,
+            previous_sending_length=self.previous_sending_length,
             skipped=dict(self.skipped),
             previous_receiving_keys=list(self.previous_receiving_keys),
+            pending=self.pending,
         )
 
     def remember_receiving_key(self, ratchet_key: bytes) -> None:

@@ -30,15 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omega.crypto import _symmetric
 from omega.crypto._kdf import (
     KEY_SIZE,
     TAG_SIZE,
-    aead_decrypt,
-    aead_encrypt,
     check_x25519_public_key,
     generate_x25519,
-    kdf_ck,
-    kdf_rk,
     x25519,
 )
 from omega.crypto._session_state import (
@@ -201,7 +198,7 @@ class RatchetSession:
         """
         _check_secret(shared_secret)
         private, public = generate_x25519(rng)
-        root_key, chain_key = kdf_rk(shared_secret, x25519(private, remote_ratchet_key))
+        root_key, chain_key = _symmetric.kdf_rk(shared_secret, x25519(private, remote_ratchet_key))
         state = SessionState(
             initiator=True,
             local_identity_key=local_identity_key,
@@ -321,7 +318,9 @@ class RatchetSession:
             if state.receiving_ratchet_key is None:
                 raise LocalProtocolError("the session has received no ratchet key to send to")
             private, public = generate_x25519(rng)
-            root_key, chain_key = kdf_rk(root_key, x25519(private, state.receiving_ratchet_key))
+            root_key, chain_key = _symmetric.kdf_rk(
+                root_key, x25519(private, state.receiving_ratchet_key)
+            )
         number = state.sending_number
         if number >= _UINT32_MAX:
             raise LocalProtocolError("the sending chain is exhausted; start a new session")
@@ -333,8 +332,9 @@ class RatchetSession:
                 message_number=number,
             )
         )
-        next_chain_key, message_key = kdf_ck(chain_key)
-        ciphertext = aead_encrypt(message_key, plaintext, self._associated_data + header)
+        next_chain_key, ciphertext = _symmetric.seal_step(
+            chain_key, plaintext, self._associated_data + header
+        )
         # Commit only now that nothing can fail any more.
         state.root_key, state.sending_chain_key = root_key, next_chain_key
         state.sending_private, state.sending_public = private, public
@@ -368,8 +368,24 @@ class RatchetSession:
             raise DecryptionError("ratchet message ciphertext is shorter than its tag")
         if len(message.ciphertext) - TAG_SIZE > self._config.max_plaintext_size:
             raise MessageDecodeError("ratchet message plaintext would exceed the size limit")
-        work = self._state.copy()
-        plaintext = self._decrypt(work, header, self._associated_data + message.header, message)
+        associated = self._associated_data + message.header
+        state = self._state
+        if (
+            header.message_number == state.receiving_number
+            and header.ratchet_key == state.receiving_ratchet_key
+            and state.receiving_chain_key is not None
+            and (header.ratchet_key, header.message_number) not in state.skipped
+        ):
+            # The next message of the current chain, the common case: nothing to skip, no
+            # stored key can match (they are all older), so no copy of the state is needed.
+            state.receiving_chain_key, plaintext = _symmetric.open_step(
+                state.receiving_chain_key, message.ciphertext, associated
+            )
+            state.receiving_number += 1
+            state.pending = None
+            return plaintext
+        work = state.copy()
+        plaintext = self._decrypt(work, header, associated, message)
         work.pending = None  # the responder has answered: no more prekey messages
         self._state = work
         return plaintext
@@ -383,7 +399,7 @@ class RatchetSession:
     ) -> bytes:
         skipped_key = state.skipped.pop((header.ratchet_key, header.message_number), None)
         if skipped_key is not None:
-            return aead_decrypt(skipped_key, message.ciphertext, associated)
+            return _symmetric.aead_decrypt(skipped_key, message.ciphertext, associated)
         if header.ratchet_key != state.receiving_ratchet_key:
             if header.ratchet_key in state.previous_receiving_keys:
                 raise _duplicate(header)
@@ -394,9 +410,10 @@ class RatchetSession:
         self._skip(state, header.message_number)
         if state.receiving_chain_key is None:  # the initiator's DHr before any reply
             raise RemoteProtocolError("no receiving chain exists for this ratchet key")
-        state.receiving_chain_key, message_key = kdf_ck(state.receiving_chain_key)
+        state.receiving_chain_key, plaintext = _symmetric.open_step(
+            state.receiving_chain_key, message.ciphertext, associated
+        )
         state.receiving_number += 1
-        plaintext = aead_decrypt(message_key, message.ciphertext, associated)
         while len(state.skipped) > self._config.max_skipped_keys:
             del state.skipped[next(iter(state.skipped))]
         return plaintext
@@ -413,7 +430,7 @@ class RatchetSession:
             return
         chain_key = state.receiving_chain_key
         while state.receiving_number < until:
-            chain_key, message_key = kdf_ck(chain_key)
+            chain_key, message_key = _symmetric.kdf_ck(chain_key)
             state.skipped[(state.receiving_ratchet_key, state.receiving_number)] = message_key
             state.receiving_number += 1
         state.receiving_chain_key = chain_key
@@ -472,7 +489,7 @@ def _receive_ratchet_step(state: SessionState, ratchet_key: bytes) -> None:
     state.sending_number = 0
     state.receiving_number = 0
     state.receiving_ratchet_key = ratchet_key
-    state.root_key, state.receiving_chain_key = kdf_rk(
+    state.root_key, state.receiving_chain_key = _symmetric.kdf_rk(
         state.root_key, x25519(state.sending_private, ratchet_key)
     )
     state.sending_private = state.sending_public = state.sending_chain_key = None

@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import hmac
 
+from omega.crypto import _symmetric
 from omega.crypto._ed25519 import Ed25519KeyPair, check_public_key
-from omega.crypto._kdf import KEY_SIZE, TAG_SIZE, kdf_ck
+from omega.crypto._kdf import KEY_SIZE, TAG_SIZE
 from omega.crypto._sender_key_chain import (
+    MESSAGE_KEY_INFO,
     UINT32_MAX,
     SenderChain,
     associated_data,
@@ -48,7 +50,6 @@ from omega.crypto._sender_key_chain import (
     check_group_id,
     group_binding,
     open_message,
-    seal_message,
     signed_bytes,
     verify_message_signature,
 )
@@ -240,8 +241,9 @@ class OutboundSenderKey:
                 version=SENDER_KEY_VERSION, key_id=self._key_id, iteration=self._iteration
             )
         )
-        next_chain_key, message_key = kdf_ck(self._chain_key)
-        ciphertext = seal_message(message_key, plaintext, associated_data(self._binding, header))
+        next_chain_key, ciphertext = _symmetric.seal_step(
+            self._chain_key, plaintext, associated_data(self._binding, header), MESSAGE_KEY_INFO
+        )
         signature = self._signer.sign(signed_bytes(self._binding, header, ciphertext))
         self._chain_key, self._iteration = next_chain_key, self._iteration + 1
         return encode_message(
@@ -473,11 +475,18 @@ class InboundSenderKeys:
         )
         if len(message.ciphertext) < TAG_SIZE:
             raise DecryptionError("group message ciphertext is shorter than its tag")
+        ad = associated_data(self._binding, message.header)
+        if header.iteration == chain.iteration:
+            # The next message of the chain, the common case: nothing to skip or copy.
+            chain.chain_key, plaintext = _symmetric.open_step(
+                chain.chain_key, message.ciphertext, ad, MESSAGE_KEY_INFO, "group message"
+            )
+            chain.iteration += 1
+            chain.evict(self._config.max_skipped_keys)
+            return plaintext
         work = chain.copy()
         message_key = work.message_key(header.iteration, max_skip=self._config.max_skip)
-        plaintext = open_message(
-            message_key, message.ciphertext, associated_data(self._binding, message.header)
-        )
+        plaintext = open_message(message_key, message.ciphertext, ad)
         work.evict(self._config.max_skipped_keys)
         self._keys[index] = work
         return plaintext

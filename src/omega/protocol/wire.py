@@ -18,15 +18,26 @@ against the message's schema and refuses anything malformed with
   recursively, up to :data:`MAX_NESTING_DEPTH` levels;
 * unknown fields are skipped (after the same structural checks), so newer
   peers can add fields without breaking older ones.
+
+Both functions first try the fast envelope codec
+(:mod:`omega.protocol._codec_py`, or its compiled twin when it was built; see
+``omega.accelerator_status()["codec"]``), which handles the hot messages
+(``Frame``, ``Message``, ``Ack``, the ratchet and sender-key messages, and
+every other class made only of strings, bytes, integers, enums and such
+messages) and hands anything unusual back to the reference path described
+above: betterproto2 behind the strict checker. The result, and the error,
+are the same either way.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import betterproto2
 
+from omega import _accel
 from omega.errors import ConfigurationError, MessageDecodeError
+from omega.protocol import _codec_py
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "MAX_NESTING_DEPTH", "decode_message", "encode_message"]
 
@@ -37,6 +48,13 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 
 MAX_NESTING_DEPTH = 32
 """Deepest nesting of messages inside messages that :func:`decode_message` accepts."""
+
+if TYPE_CHECKING:
+    _codec = _codec_py
+else:
+    _codec = _accel.select("codec", _codec_py)
+_fast_decode = _codec.decode
+_fast_encode = _codec.encode
 
 _WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
 _MAX_FIELD_NUMBER = (1 << 29) - 1
@@ -169,12 +187,20 @@ def decode_message(
     """
     if max_size < 0:
         raise ConfigurationError(f"max_size must not be negative, got {max_size}")
-    raw = bytes(data)
+    raw = data if type(data) is bytes else bytes(data)
     if len(raw) > max_size:
         raise MessageDecodeError(
             f"{cls.__name__} of {len(raw)} bytes exceeds the limit of {max_size} bytes",
             details={"size": len(raw), "limit": max_size},
         )
+    message: M | None = _fast_decode(cls, raw)
+    if message is not None:
+        return message
+    return _reference_decode(cls, raw)
+
+
+def _reference_decode(cls: type[M], raw: bytes) -> M:
+    """betterproto2 behind the strict checker: the definitive decoder."""
     _check_message(raw, 0, len(raw), cls, 0)
     try:
         return cls.parse(raw)
@@ -184,4 +210,7 @@ def decode_message(
 
 def encode_message(message: betterproto2.Message) -> bytes:
     """Encode ``message`` in the standard protobuf binary format."""
-    return bytes(message)
+    encoded: bytes | None = _fast_encode(message)
+    if encoded is None:
+        return bytes(message)
+    return encoded

@@ -1,0 +1,398 @@
+"""The fast envelope codecs: both twins agree with betterproto2, Google's runtime and each other.
+
+``_codec_py`` (the pure reference) and ``_codec_c`` (the compiled twin) must
+produce exactly betterproto2's bytes and objects for every message they
+accept, hand everything unusual back (``None``), and never accept bytes the
+strict reference decoder refuses. The compiled parameter is skipped, with the
+reason, when it is not built, unless ``OMEGA_REQUIRE_ACCELERATED=1``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import betterproto2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import omega.protocol as proto
+from omega import _accel
+from omega.errors import MessageDecodeError
+from omega.protocol import _codec_py, _codec_schema, wire
+from omega.protocol._codec_schema import (
+    KIND_BOOL,
+    KIND_BYTES,
+    KIND_ENUM,
+    KIND_INT32,
+    KIND_INT64,
+    KIND_MESSAGE,
+    KIND_STRING,
+    KIND_UINT32,
+    KIND_UINT64,
+)
+
+COMPILED_MODULE = "omega.protocol._codec_c"
+REQUIRE_ACCELERATED = os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1"
+PROTO_DIR = Path(proto.__file__).parent
+
+HOT = [
+    proto.Frame,
+    proto.Message,
+    proto.Ack,
+    proto.RatchetMessage,
+    proto.RatchetHeader,
+    proto.PrekeyMessage,
+    proto.SenderKeyMessage,
+    proto.SenderKeyHeader,
+]
+# Everything else the codecs take, and what they must leave to betterproto2.
+ALSO_FAST = [
+    proto.RatchetSessionState,
+    proto.InboundSenderKeysState,
+    proto.OutboundSenderKeyState,
+    proto.SenderKeyDistribution,
+    proto.SignedDeviceList,
+    proto.PrekeyBundle,
+]
+REFERENCE_ONLY = [proto.MessageContent, proto.LocationContent]
+
+
+def _compiled_or_skip() -> ModuleType:
+    try:
+        return importlib.import_module(COMPILED_MODULE)
+    except ImportError as exc:
+        if REQUIRE_ACCELERATED:
+            pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
+        pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")
+
+
+@pytest.fixture(scope="module", params=["pure", "compiled"])
+def codec(request: pytest.FixtureRequest) -> ModuleType:
+    """One codec: the pure reference or the compiled twin."""
+    return _codec_py if request.param == "pure" else _compiled_or_skip()
+
+
+@pytest.fixture(scope="module")
+def google_pb(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    out = tmp_path_factory.mktemp("google_pb_codec")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{PROTO_DIR}",
+            f"--python_out={out}",
+            "messages.proto",
+        ],
+        check=True,
+        cwd=PROTO_DIR,
+    )
+    sys.path.insert(0, str(out))
+    try:
+        return importlib.import_module("messages_pb2")
+    finally:
+        sys.path.remove(str(out))
+
+
+# --- random messages ------------------------------------------------------------------------
+
+_RANGES = {
+    KIND_INT32: (-(2**31), 2**31 - 1),
+    KIND_INT64: (-(2**63), 2**63 - 1),
+    KIND_UINT32: (0, 2**32 - 1),
+    KIND_UINT64: (0, 2**64 - 1),
+}
+
+
+def _value(spec: _codec_schema.FieldSpec, depth: int) -> st.SearchStrategy[Any]:
+    if spec.kind == KIND_STRING:
+        return st.text(max_size=12)
+    if spec.kind == KIND_BYTES:
+        return st.binary(max_size=40)
+    if spec.kind == KIND_BOOL:
+        return st.booleans()
+    if spec.kind == KIND_ENUM:
+        assert spec.enum_members is not None
+        return st.sampled_from(list(spec.enum_members.values()))
+    if spec.kind == KIND_MESSAGE:
+        assert spec.child is not None
+        return st.deferred(lambda: messages_of(spec.child, depth + 1))  # type: ignore[arg-type]
+    low, high = _RANGES[spec.kind]
+    return st.integers(low, high) | st.sampled_from([0, 1, low, high])
+
+
+def messages_of(cls: type[betterproto2.Message], depth: int = 0) -> st.SearchStrategy[Any]:
+    """Random instances of a class the codecs take, every field and oneof member reachable."""
+    specs = _codec_schema.describe(cls)
+    assert specs is not None, cls
+    plain: dict[str, st.SearchStrategy[Any]] = {}
+    groups: dict[int, list[tuple[str, st.SearchStrategy[Any]]]] = {}
+    for spec in specs:
+        if spec.kind == KIND_MESSAGE and depth >= 3:
+            continue
+        value = _value(spec, depth)
+        if spec.repeated:
+            value = st.lists(value, max_size=3)
+        if spec.group:
+            groups.setdefault(spec.group, []).append((spec.name, value))
+        elif spec.optional:
+            plain[spec.name] = st.none() | value
+        else:
+            plain[spec.name] = value
+
+    @st.composite
+    def build(draw: st.DrawFn) -> Any:
+        kwargs = {name: draw(strategy) for name, strategy in plain.items()}
+        for members in groups.values():
+            chosen = draw(st.sampled_from([None, *members]))
+            if chosen is not None:
+                kwargs[chosen[0]] = draw(chosen[1])
+        return cls(**kwargs)
+
+    return build()
+
+
+def assert_identical(ours: Any, reference: Any) -> None:
+    """Same class, same attributes, same value types, all the way down."""
+    assert type(ours) is type(reference)
+    if isinstance(reference, betterproto2.Message):
+        assert vars(ours).keys() == vars(reference).keys()
+        for name, value in vars(reference).items():
+            assert_identical(vars(ours)[name], value)
+    elif isinstance(reference, list):
+        assert len(ours) == len(reference)
+        for left, right in zip(ours, reference, strict=True):
+            assert_identical(left, right)
+    else:
+        assert ours == reference
+
+
+def reference_outcome(cls: type, data: bytes) -> Any:
+    """What the strict reference decoder makes of ``data``: an object or the error."""
+    try:
+        return wire._reference_decode(cls, data)
+    except MessageDecodeError as exc:
+        return (type(exc), exc.message)
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", HOT + ALSO_FAST, ids=lambda c: c.__name__)
+def test_hot_messages_are_handled_by_the_fast_codecs(cls: type) -> None:
+    assert _codec_schema.describe(cls) is not None
+
+
+@pytest.mark.parametrize("cls", REFERENCE_ONLY, ids=lambda c: c.__name__)
+def test_floating_point_messages_stay_on_the_reference_path(codec: ModuleType, cls: type) -> None:
+    assert _codec_schema.describe(cls) is None
+    assert codec.decode(cls, b"", 32) is None
+    assert codec.encode(cls()) is None
+    assert _codec_schema.describe(int) is None
+
+
+def test_the_codec_feature_is_registered() -> None:
+    assert "codec" in _accel.ACCELERATED_FEATURES
+    live = _accel.status()["codec"]
+    assert (wire._codec is not _codec_py) == live
+
+
+# --- agreement on random messages -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", HOT + ALSO_FAST, ids=lambda c: c.__name__)
+@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_round_trip_matches_betterproto2_and_google(
+    codec: ModuleType, google_pb: ModuleType, cls: type, data: st.DataObject
+) -> None:
+    message = data.draw(messages_of(cls))
+    expected = bytes(message)
+    encoded = codec.encode(message)
+    assert encoded == expected
+    decoded = codec.decode(cls, encoded, wire.MAX_NESTING_DEPTH)
+    assert_identical(decoded, cls.parse(expected))
+    google = getattr(google_pb, cls.__name__)()
+    google.ParseFromString(encoded)
+    assert google.SerializeToString(deterministic=True) == encoded
+    assert_identical(codec.decode(cls, google.SerializeToString(), 32), decoded)
+
+
+@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_mutated_bytes_decode_as_the_reference_does(
+    codec: ModuleType, cls: type, data: st.DataObject
+) -> None:
+    encoded = bytearray(bytes(data.draw(messages_of(cls))))
+    for _ in range(data.draw(st.integers(1, 3))):
+        if encoded and data.draw(st.booleans()):
+            encoded[data.draw(st.integers(0, len(encoded) - 1))] = data.draw(st.integers(0, 255))
+        else:
+            encoded[data.draw(st.integers(0, len(encoded))) :] = data.draw(st.binary(max_size=6))
+    raw = bytes(encoded)
+    fast = codec.decode(cls, raw, wire.MAX_NESTING_DEPTH)
+    expected = reference_outcome(cls, raw)
+    if fast is not None:
+        assert_identical(fast, expected)
+    public = reference_outcome_public(cls, raw)
+    if isinstance(expected, tuple):
+        assert public == expected
+    else:
+        assert_identical(public, expected)
+
+
+def reference_outcome_public(cls: type, data: bytes) -> Any:
+    try:
+        return proto.decode_message(cls, data)
+    except MessageDecodeError as exc:
+        return (type(exc), exc.message)
+
+
+@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@settings(max_examples=60)
+@given(raw=st.binary(max_size=64))
+def test_random_bytes_never_pass_what_the_reference_refuses(cls: type, raw: bytes) -> None:
+    expected = reference_outcome(cls, raw)
+    for codec in _available_codecs():
+        fast = codec.decode(cls, raw, wire.MAX_NESTING_DEPTH)
+        if fast is not None:
+            assert_identical(fast, expected)
+
+
+def _available_codecs() -> list[ModuleType]:
+    codecs = [_codec_py]
+    with contextlib.suppress(ImportError):
+        codecs.append(importlib.import_module(COMPILED_MODULE))
+    return codecs
+
+
+@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@settings(max_examples=40)
+@given(data=st.data())
+def test_twins_agree_exactly(cls: type, data: st.DataObject) -> None:
+    codecs = _available_codecs()
+    message = data.draw(messages_of(cls))
+    raw = bytes(message) + data.draw(st.binary(max_size=3))
+    results = [codec.decode(cls, raw, 32) for codec in codecs]
+    for result in results[1:]:
+        if results[0] is None:
+            assert result is None
+        else:
+            assert_identical(result, results[0])
+    assert len({codec.encode(message) for codec in codecs}) == 1
+
+
+# --- hand-backs -------------------------------------------------------------------------------
+
+HAND_BACK_BYTES = [
+    (proto.Ack, "0a0161" + "f80100", "an unknown field"),
+    (proto.Ack, "0a01610a0162", "a repeated singular field"),
+    (proto.Frame, "1200" + "1a00", "a second oneof member"),
+    (proto.Ack, "1863", "an enum value the enum does not name"),
+    (proto.Ack, "0a01ff", "invalid UTF-8"),
+    (proto.Ack, "10" + "ff" * 9 + "02", "a varint overflowing 64 bits"),
+    (proto.Ack, "10" + "ff" * 3, "a truncated varint"),
+    (proto.Ack, "0a05616263", "a truncated field"),
+    (proto.Ack, "0d00000000", "a wire type that does not match"),
+    (proto.Ack, "12", "a varint field tagged length-delimited"),
+    (proto.Ack, "00", "field number zero"),
+    (proto.RatchetHeader, "1a0100", "a varint field sent length-delimited"),
+]
+
+
+@pytest.mark.parametrize(("cls", "hex_bytes", "why"), HAND_BACK_BYTES)
+def test_unusual_bytes_are_handed_back(
+    codec: ModuleType, cls: type, hex_bytes: str, why: str
+) -> None:
+    raw = bytes.fromhex(hex_bytes)
+    assert codec.decode(cls, raw, 32) is None, why
+    reference = reference_outcome(cls, raw)
+    public = reference_outcome_public(cls, raw)
+    if isinstance(reference, tuple):
+        assert public == reference
+    else:
+        assert_identical(public, reference)
+
+
+def test_unknown_fields_survive_through_the_reference_path(codec: ModuleType) -> None:
+    raw = bytes.fromhex("0a0161f80100")
+    decoded = proto.decode_message(proto.Ack, raw)
+    assert decoded._unknown_fields == bytes.fromhex("f80100")
+    assert codec.encode(decoded) is None
+    assert proto.encode_message(decoded) == raw
+
+
+def test_nesting_deeper_than_allowed_is_handed_back(codec: ModuleType) -> None:
+    raw = proto.encode_message(proto.Frame(message=proto.Message(message_id="x")))
+    assert codec.decode(proto.Frame, raw, 1) is not None
+    assert codec.decode(proto.Frame, raw, 0) is None
+    assert codec.decode(proto.Frame, b"", -1) is None
+
+
+BAD_VALUES: list[tuple[Any, str]] = [
+    (proto.Ack(message_id=b"bytes"), "bytes in a string field"),  # type: ignore[arg-type]
+    (proto.Ack(message_id="\ud800"), "a lone surrogate"),
+    (proto.RatchetMessage(header="text"), "a str in a bytes field"),  # type: ignore[arg-type]
+    (proto.RatchetHeader(version=-1), "a negative uint32"),
+    (proto.RatchetHeader(version=1 << 32), "a uint32 overflow"),
+    (proto.Ack(timestamp=1 << 63), "an int64 overflow"),
+    (proto.Ack(timestamp=1.5), "a float in an int field"),  # type: ignore[arg-type]
+    (proto.Ack(status=proto.MessageType.IMAGE), "another enum's member"),  # type: ignore[arg-type]
+    (proto.Ack(status=True), "a bool in an enum field"),  # type: ignore[arg-type]
+    (proto.Ack(status=1 << 40), "an enum value out of range"),  # type: ignore[arg-type]
+    (proto.KeyRequest(device_list=1), "an int in a bool field"),  # type: ignore[arg-type]
+    (proto.Frame(message=proto.Ack()), "a message of another class"),  # type: ignore[arg-type]
+    (proto.Message(mentions=("a",)), "a tuple in a repeated field"),  # type: ignore[arg-type]
+    (proto.Message(mentions=[b"a"]), "bytes in a repeated string"),  # type: ignore[list-item]
+    (proto.Message(ttl_days=1 << 31), "an int32 overflow"),
+    (proto.Message(encryption="x"), "a str in an enum field"),  # type: ignore[arg-type]
+    (proto.Frame(message=proto.Message(ttl_days=1 << 40)), "a bad nested value"),
+]
+
+
+@pytest.mark.parametrize(("message", "why"), BAD_VALUES)
+def test_unexpected_values_are_handed_back(codec: ModuleType, message: Any, why: str) -> None:
+    assert codec.encode(message) is None, why
+
+
+def test_a_message_missing_attributes_is_handed_back(codec: ModuleType) -> None:
+    message = proto.Ack(message_id="x")
+    del message._unknown_fields
+    assert codec.encode(message) is None
+    message = proto.Ack(message_id="x")
+    del message.__dict__["reason"]
+    assert codec.encode(message) is None
+
+
+def test_plain_ints_encode_like_enum_members(codec: ModuleType) -> None:
+    for value in (0, 2):
+        message = proto.Ack(message_id="m", status=value)  # type: ignore[arg-type]
+        assert codec.encode(message) == bytes(message)
+
+
+def test_defaults_and_presence(codec: ModuleType) -> None:
+    assert codec.encode(proto.Message()) == b""
+    assert codec.encode(proto.Message(ttl_days=0)) == bytes.fromhex("4800")
+    assert codec.encode(proto.Frame(ping=proto.Ping())) == bytes.fromhex("1a00")
+    assert codec.encode(proto.Message(mentions=["", "a"])) == bytes.fromhex("5200520161")
+    assert codec.encode(proto.Ack(timestamp=-1)) == bytes.fromhex("10" + "ff" * 9 + "01")
+    decoded = codec.decode(proto.Message, bytes.fromhex("4800"), 32)
+    assert decoded.ttl_days == 0
+    assert decoded.reply_to is None
+    assert codec.decode(proto.KeyRequest, bytes.fromhex("0802"), 32).device_list is True
+    assert codec.decode(proto.Ping, bytes.fromhex("08" + "ff" * 9 + "01"), 32).nonce == 2**64 - 1
+
+
+def test_decoded_repeated_fields_are_fresh_lists(codec: ModuleType) -> None:
+    first = codec.decode(proto.Message, b"", 32)
+    first.mentions.append("x")
+    assert codec.decode(proto.Message, b"", 32).mentions == []
