@@ -144,3 +144,15 @@ def test_arbitrary_bytes_decode_or_raise_typed_error(data: bytes) -> None:
         assert isinstance(decoded, cls)
         # whatever we accept re-encodes to something we accept again, unchanged
         assert decode_message(cls, encode_message(decoded)) == decoded
+
+
+def test_two_members_of_one_oneof_are_refused() -> None:
+    from omega.protocol import Ack, Frame, Ping
+
+    data = encode_message(Frame(ping=Ping(nonce=1))) + encode_message(
+        Frame(ack=Ack(message_id="x"))
+    )
+    with pytest.raises(MessageDecodeError, match="two members of its oneof 'body'"):
+        decode_message(Frame, data)
+    again = encode_message(Frame(ping=Ping(nonce=1))) + encode_message(Frame(ping=Ping(nonce=2)))
+    assert decode_message(Frame, again).ping == Ping(nonce=2)  # the same member: the last wins

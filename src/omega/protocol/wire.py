@@ -16,6 +16,8 @@ against the message's schema and refuses anything malformed with
   numeric field may also be packed, and its packed body must be whole);
 * ``string`` fields are valid UTF-8; nested messages are checked
   recursively, up to :data:`MAX_NESTING_DEPTH` levels;
+* at most one member of each ``oneof`` appears (protobuf would keep the
+  last; input setting two is refused rather than guessed at);
 * unknown fields are skipped (after the same structural checks), so newer
   peers can add fields without breaking older ones.
 
@@ -116,6 +118,16 @@ def _check_packed(data: bytes, start: int, end: int, proto_type: str, what: str)
         _, pos = _read_varint(data, pos, end, what)
 
 
+def _check_oneof(members: dict[str, str], group: str, field_name: str, name: str) -> None:
+    """Refuse a second member of one oneof: protobuf would keep the last one,
+    betterproto2 would keep them all and then fail when asked which is set."""
+    seen = members.setdefault(group, field_name)
+    if seen != field_name:
+        raise MessageDecodeError(
+            f"{name} sets two members of its oneof {group!r}: {seen} and {field_name}"
+        )
+
+
 def _check_message(
     data: bytes, start: int, end: int, cls: type[betterproto2.Message], depth: int
 ) -> None:
@@ -124,6 +136,7 @@ def _check_message(
     # betterproto2's per-class schema metadata; its classproperty confuses mypy.
     meta: betterproto2.ProtoClassMetadata = cls._betterproto  # type: ignore[arg-type]
     name = cls.__name__
+    oneof_members: dict[str, str] = {}
     pos = start
     while pos < end:
         tag, pos = _read_varint(data, pos, end, f"a tag of {name}")
@@ -155,6 +168,8 @@ def _check_message(
         if field_name is None:
             continue  # an unknown field from a newer peer: structurally sound, skipped
         field_meta = meta.meta_by_field_name[field_name]
+        if field_meta.group is not None:
+            _check_oneof(oneof_members, field_meta.group, field_name, name)
         expected = _wire_type_of(field_meta.proto_type)
         if wire_type == expected:
             if field_meta.proto_type == betterproto2.TYPE_STRING:
