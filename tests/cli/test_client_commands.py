@@ -289,6 +289,8 @@ def test_unreachable_message_stays_queued_and_goes_next_time(
     run(alice, "contact", "add", bob_uri, "--address", ready["addresses"][0])
     status, sent = run(alice, "send", "bob", "second try", "--no-listen")
     assert status == 0, sent
+    assert "1 earlier message(s) to Bob still queued: sending" in sent
+    assert "still queued\n" not in sent
     assert listener.join() == 0
     events = [json.loads(line) for line in listener.out.text().splitlines()[1:]]
     texts = [e["message"]["text"] for e in events if e["event"] == "message_received"]

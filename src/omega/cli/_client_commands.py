@@ -34,7 +34,7 @@ from omega.errors import ConfigurationError, InvalidAddressError
 
 if TYPE_CHECKING:
     from omega.client import Client, Event
-    from omega.storage.message_base import StoredMessage
+    from omega.storage.message_base import DeliveryState, StoredMessage
 
 __all__ = ["QUEUED_STATUS", "cmd_init", "register"]
 
@@ -337,38 +337,57 @@ async def _contact_change(args: argparse.Namespace, out: TextIO) -> int:
 # -- messaging --------------------------------------------------------------------
 async def _send(args: argparse.Namespace, out: TextIO) -> int:
     from omega.client import DeliveryStateChanged
-    from omega.storage.message_base import DeliveryState
+    from omega.storage.message_base import DeliveryState, Direction
 
     if args.wait < 0:
         raise ConfigurationError("--wait must not be negative")
     states: dict[str, DeliveryState] = {}
     changed = anyio.Event()
 
+    def advance(message_id: str, state: DeliveryState) -> None:
+        old = states.get(message_id, DeliveryState.PENDING)
+        if _STATE_ORDER.index(state) >= _STATE_ORDER.index(old):
+            states[message_id] = state
+
     def on_event(event: Event) -> None:
         nonlocal changed
         if isinstance(event, DeliveryStateChanged):
-            states[event.message_id] = event.state
+            advance(event.message_id, event.state)
             changed.set()
             changed = anyio.Event()
 
     async with open_client(args, online=True, on_event=on_event) as client:
         contact = await resolve_contact(client, args.user)
+        name = contact.display_name or contact.user_id
         reply_to = None
         if args.reply_to is not None:
             reply_to = await resolve_message_id(client, contact.user_id, args.reply_to)
+        earlier = [
+            message
+            for message in await client.history(contact.user_id, limit=_EARLIER_LOOKED_AT)
+            if message.direction is Direction.OUTGOING
+            and message.state in (DeliveryState.PENDING, DeliveryState.SENT)
+        ]
+        for message in earlier:
+            advance(message.message_id, message.state)
+        if earlier:
+            print(f"{len(earlier)} earlier message(s) to {name} still queued: sending", file=out)
         sent = await client.send_text(
             contact.user_id, args.text, reply_to=reply_to, ttl_seconds=args.ttl
         )
-        print(f"Queued {sent.message_id} for {contact.display_name or contact.user_id}", file=out)
-        final = {DeliveryState.DELIVERED, DeliveryState.READ, DeliveryState.FAILED}
+        print(f"Queued {sent.message_id} for {name}", file=out)
+        waited = [sent.message_id, *(message.message_id for message in earlier)]
         with anyio.move_on_after(args.wait):
-            while states.get(sent.message_id) not in final:
+            while any(states.get(m, DeliveryState.PENDING) not in _FINAL for m in waited):
                 await changed.wait()
         state = states.get(sent.message_id, DeliveryState.PENDING)
+    late = [m for m in waited[1:] if states[m] not in _FINAL]
+    if late:
+        print(f"{len(late)} earlier message(s) still queued", file=out)
     print(f"{sent.message_id} {state.value}", file=out)
     if state is DeliveryState.FAILED:
         raise ConfigurationError(f"message {sent.message_id} could not be delivered")
-    if state in final:
+    if state in _FINAL:
         return 0
     print(
         f"Not delivered within {args.wait:g} s: the message stays in the outbox and is "
@@ -376,6 +395,26 @@ async def _send(args: argparse.Namespace, out: TextIO) -> int:
         file=out,
     )
     return QUEUED_STATUS
+
+
+_EARLIER_LOOKED_AT = 200
+"""Latest messages of the conversation ``omega send`` looks through for queued ones."""
+
+
+def _state_order() -> tuple[DeliveryState, ...]:
+    from omega.storage.message_base import DeliveryState
+
+    return (
+        DeliveryState.PENDING,
+        DeliveryState.SENT,
+        DeliveryState.DELIVERED,
+        DeliveryState.READ,
+        DeliveryState.FAILED,
+    )
+
+
+_STATE_ORDER = _state_order()
+_FINAL = frozenset(_STATE_ORDER[2:])
 
 
 async def _listen(args: argparse.Namespace, out: TextIO) -> int:
