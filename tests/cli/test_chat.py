@@ -11,10 +11,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 from cli_helpers import LOOPBACK, Background, background, create, run, user_id_of
 
-from omega.cli._chat import PROMPT, Screen
+from omega.cli._chat import PROMPT, Screen, _read_lines
 
 
 @pytest.fixture
@@ -77,7 +80,19 @@ def test_chat_sends_receives_and_runs_its_commands(
     chat.out.wait_for("Bob is told you are typing")
     type_line(keyboard, f"/delete {mine}")
     chat.out.wait_for(rf"me deleted {mine} for everyone")
-    for line in ("/history 3", "/history many", "/help", "/nonsense", "/edit", "/edit abc"):
+    type_line(keyboard, f"/react {theirs}")
+    chat.out.wait_for(rf"removed your reaction to {theirs}")
+    for line in (
+        "/history 3",
+        "/history many",
+        "/help",
+        "/nonsense",
+        "/edit",
+        "/edit abc",
+        "/reply",
+        f"/reply {theirs}",
+        f"/edit {mine}",
+    ):
         type_line(keyboard, line)
     type_line(keyboard, "/react 0000")
     chat.out.wait_for("error: no message '0000' in this conversation")
@@ -88,6 +103,7 @@ def test_chat_sends_receives_and_runs_its_commands(
     assert "/react ID EMOJI   react to a message" in shown
     assert "unknown command /nonsense: /help lists them" in shown
     assert "usage: /edit ID TEXT" in shown
+    assert shown.count("usage: /reply ID TEXT") == 2
     assert "give at least 4 characters of the message id" in shown
     assert shown.rstrip().endswith("Bye.")
 
@@ -127,3 +143,28 @@ def test_screen_redraws_the_prompt_in_a_terminal() -> None:
     plain = io.StringIO()
     Screen(plain, interactive=False).show("Bob: hi")
     assert plain.getvalue() == "Bob: hi\n"
+
+
+@pytest.mark.anyio
+async def test_terminal_input_is_read_with_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter(["first line"])
+
+    def fake_input(prompt: str) -> str:
+        assert prompt == PROMPT
+        try:
+            return next(answers)
+        except StopIteration:
+            raise EOFError from None
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    send, receive = anyio.create_memory_object_stream[str | None](4)
+    reader = threading.Thread(
+        target=_read_lines,
+        args=(io.StringIO(), send, anyio.lowlevel.current_token(), True),
+        daemon=True,
+    )
+    reader.start()
+    with send, receive:
+        assert await receive.receive() == "first line"
+        assert await receive.receive() is None
+    await anyio.to_thread.run_sync(reader.join)
