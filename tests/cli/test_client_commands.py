@@ -16,6 +16,7 @@ import pytest
 from cli_helpers import LOOPBACK, background, contact_uri, create, run, user_id_of
 
 from omega.client.datadir import DataDir
+from omega.crypto import Identity
 from omega.errors import ConfigurationError, CorruptDataError, InvalidAddressError
 
 
@@ -122,17 +123,17 @@ def test_contacts_add_list_verify_block(
     assert "no contact matches 'zed'" in capsys.readouterr().err
     assert run(alice, "contact", "block", "bob")[0] == 1
     assert "matches several contacts: Bobby" in capsys.readouterr().err
+    # Bad input changes nothing.
+    before = run(alice, "contact", "list", "--json")[1]
     assert run(alice, "contact", "add", "omega://nonsense")[0] == 1
-    assert run(alice, "contact", "add", bob_uri, "--address", "/ip4/1.2.3/tcp/1")[0] == 1
+    assert "not a contact URI or user id" in capsys.readouterr().err
+    dave = Identity.create(device_name="x", created_at=1).user_id
+    assert run(alice, "contact", "add", dave, "--address", "/ip4/1.2.3/tcp/1")[0] == 1
     assert "address" in capsys.readouterr().err
-    carol_id = user_id_of(carol_uri)
-    assert (
-        run(alice, "contact", "add", bob_uri, "--address", f"/ip4/1.2.3.4/tcp/1/omega/{carol_id}")[
-            0
-        ]
-        == 1
-    )
+    elsewhere = f"/ip4/1.2.3.4/tcp/1/omega/{user_id_of(carol_uri)}"
+    assert run(alice, "contact", "add", dave, "--address", elsewhere)[0] == 1
     assert "belongs to another user" in capsys.readouterr().err
+    assert run(alice, "contact", "list", "--json")[1] == before
 
 
 def test_verify_asks_in_a_terminal(alice: Path, bob: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,9 @@
 
 ``omega id new`` creates an identity in a data directory, ``omega id show``
 prints its user id, contact URI and QR code, ``omega demo`` walks through what
-the SDK does today on embedded defaults. See docs/cli.md.
+the SDK does today on embedded defaults. The client commands (``init``,
+``contact``, ``send``, ``listen``, ``chat``, ``history``) live in
+:mod:`omega.cli._client_commands` and :mod:`omega.cli._chat`. See docs/cli.md.
 
 Data directory layout (default ``$OMEGA_HOME``, else
 ``$XDG_DATA_HOME/omega``, else ``~/.local/share/omega``):

@@ -236,20 +236,32 @@ if TYPE_CHECKING:
 
 # -- contacts ---------------------------------------------------------------------
 async def _contact_add(args: argparse.Namespace, out: TextIO) -> int:
+    from omega.crypto import ContactUri, user_id_from_public_key
+    from omega.crypto.identity import public_key_from_user_id
+    from omega.errors import InvalidUriError, OmegaError
     from omega.transport.address import Address
 
-    addresses = [str(Address.parse(text)) for text in args.address]
+    # Check everything before anything is stored.
+    text = args.uri.strip()
+    try:
+        if text.lower().startswith("omega://"):
+            user_id = ContactUri.parse(text).user_id
+        else:
+            user_id = user_id_from_public_key(public_key_from_user_id(text))
+    except OmegaError as exc:
+        raise InvalidUriError(f"not a contact URI or user id: {text[:80]!r}") from exc
+    parsed = [Address.parse(address) for address in args.address]
+    for address in parsed:
+        if address.peer is not None and address.peer != user_id:
+            raise InvalidAddressError(f"{address} belongs to another user ({address.peer})")
+    addresses = [str(address) for address in parsed]
+    directory = DataDir(Path(args.data_dir))
+    book = directory.load_address_book()
     async with open_client(args, online=False) as client:
-        contact = await client.add_contact(args.uri, display_name=args.name)
-        for address in addresses:
-            peer = Address.parse(address).peer
-            if peer is not None and peer != contact.user_id:
-                raise InvalidAddressError(f"{address} belongs to another user ({peer})")
-        if addresses:
-            directory = DataDir(Path(args.data_dir))
-            book = directory.load_address_book()
-            book[contact.user_id] = addresses + book.get(contact.user_id, [])
-            directory.save_address_book(book)
+        contact = await client.add_contact(text, display_name=args.name)
+    if addresses:
+        book[contact.user_id] = addresses + book.get(contact.user_id, [])
+        directory.save_address_book(book)
     name = contact.display_name or "(no name)"
     print(f"Added {name} ({contact.user_id})", file=out)
     if addresses:
