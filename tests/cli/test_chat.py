@@ -138,8 +138,14 @@ def test_chat_ends_at_end_of_input_and_shows_history(
 
 def test_screen_redraws_the_prompt_in_a_terminal() -> None:
     out = io.StringIO()
-    Screen(out, interactive=True).show("Bob: hi")
-    assert out.getvalue().startswith(f"\r\x1b[KBob: hi\n{PROMPT}")
+    screen = Screen(out, interactive=True)
+    screen.show("Bob: hi")
+    assert out.getvalue() == "\r\x1b[KBob: hi\n"  # no prompt shown: none redrawn
+    screen.prompting.set()
+    screen.show("Bob: there?")
+    assert out.getvalue().startswith(f"\r\x1b[KBob: hi\n\r\x1b[KBob: there?\n{PROMPT}")
+    screen.close()
+    assert out.getvalue().endswith("\r\x1b[K")
     plain = io.StringIO()
     Screen(plain, interactive=False).show("Bob: hi")
     assert plain.getvalue() == "Bob: hi\n"
@@ -158,9 +164,10 @@ async def test_terminal_input_is_read_with_input(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr("builtins.input", fake_input)
     send, receive = anyio.create_memory_object_stream[str | None](4)
+    prompting = threading.Event()
     reader = threading.Thread(
         target=_read_lines,
-        args=(io.StringIO(), send, anyio.lowlevel.current_token(), True),
+        args=(io.StringIO(), send, anyio.lowlevel.current_token(), prompting),
         daemon=True,
     )
     reader.start()
@@ -168,3 +175,4 @@ async def test_terminal_input_is_read_with_input(monkeypatch: pytest.MonkeyPatch
         assert await receive.receive() == "first line"
         assert await receive.receive() is None
     await anyio.to_thread.run_sync(reader.join)
+    assert not prompting.is_set()

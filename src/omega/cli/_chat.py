@@ -91,15 +91,22 @@ class Screen:
     def __init__(self, out: TextIO, *, interactive: bool) -> None:
         self.out = out
         self.interactive = interactive
+        self.prompting = threading.Event()
+        """Set while the input thread waits at the prompt (so it is on screen)."""
 
     def show(self, line: str) -> None:
         """Print ``line``; in a terminal, redraw the prompt and the text typed so far."""
         if not self.interactive:
             print(line, file=self.out, flush=True)
             return
-        typed = _typed_text()
-        self.out.write(f"\r\x1b[K{line}\n{PROMPT}{typed}")
+        redraw = f"{PROMPT}{_typed_text()}" if self.prompting.is_set() else ""
+        self.out.write(f"\r\x1b[K{line}\n{redraw}")
         self.out.flush()
+
+    def close(self) -> None:
+        """Clear the prompt line before leaving."""
+        if self.interactive:
+            self.out.write("\r\x1b[K")
 
 
 def _typed_text() -> str:
@@ -114,16 +121,23 @@ def _read_lines(
     stdin: TextIO,
     send: ObjectSendStream[str | None],
     token: anyio.lowlevel.EventLoopToken,
-    interactive: bool,
+    prompting: threading.Event | None,
 ) -> None:
-    """Read lines in a daemon thread and hand them to the event loop; None at the end."""
+    """Read lines in a daemon thread and hand them to the event loop; None at the end.
+
+    With ``prompting`` (a terminal), lines are read with :func:`input` (line
+    editing by readline) and the event is set while the prompt is shown.
+    """
     try:
         while True:
-            if interactive:
+            if prompting is not None:
+                prompting.set()
                 try:
                     line: str | None = input(PROMPT)
                 except EOFError:
                     line = None
+                finally:
+                    prompting.clear()
             else:
                 text = stdin.readline()
                 line = text.rstrip("\r\n") if text else None
@@ -141,11 +155,13 @@ async def run_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     with EventQueue() as events, lines_send, lines_receive:
         async with open_client(args, online=True, on_event=events) as client:
             contact = await resolve_contact(client, args.user)
-            chat = _Chat(client, contact, Screen(out, interactive=interactive))
+            screen = Screen(out, interactive=interactive)
+            chat = _Chat(client, contact, screen)
             await chat.open()
+            prompting = screen.prompting if interactive else None
             reader = threading.Thread(
                 target=_read_lines,
-                args=(stdin, lines_send, anyio.lowlevel.current_token(), interactive),
+                args=(stdin, lines_send, anyio.lowlevel.current_token(), prompting),
                 name="omega-chat-input",
                 daemon=True,
             )
@@ -156,6 +172,7 @@ async def run_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
                     if line is None or not await chat.handle(line):
                         break
                 group.cancel_scope.cancel()
+            screen.close()
     print("Bye.", file=out, flush=True)
     return 0
 
