@@ -2,7 +2,9 @@
 
 ``omega id new`` creates an identity in a data directory, ``omega id show``
 prints its user id, contact URI and QR code, ``omega demo`` walks through what
-the SDK does today on embedded defaults. See docs/cli.md.
+the SDK does today on embedded defaults. The client commands (``init``,
+``contact``, ``send``, ``listen``, ``chat``, ``history``) live in
+:mod:`omega.cli._client_commands` and :mod:`omega.cli._chat`. See docs/cli.md.
 
 Data directory layout (default ``$OMEGA_HOME``, else
 ``$XDG_DATA_HOME/omega``, else ``~/.local/share/omega``):
@@ -33,9 +35,7 @@ import segno
 import omega
 from omega.crypto import (
     ContactUri,
-    Identity,
     VerifiedDeviceList,
-    export_identity,
     verify_device_list,
 )
 from omega.errors import ConfigurationError, CorruptDataError, OmegaError, StorageError
@@ -129,27 +129,10 @@ def _print_qr(text: str, out: TextIO) -> None:
 
 
 def cmd_id_new(args: argparse.Namespace, out: TextIO) -> int:
-    """``omega id new``: create an identity and its first device."""
-    data_dir: Path = args.data_dir
-    if (data_dir / SECRET_FILE).exists() and not args.force:
-        raise ConfigurationError(
-            f"{data_dir / SECRET_FILE} already exists; pass --force to replace it "
-            "(the old identity is lost unless you kept an export)"
-        )
-    identity = Identity.create(
-        display_name=args.name, device_name=args.device, created_at=_now_ms()
-    )
-    passphrase = _read_passphrase(args, confirm=True)
-    export = export_identity(identity, passphrase)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    _write_private(data_dir / SECRET_FILE, export)
-    _write_private(data_dir / PUBLIC_FILE, bytes(identity.device_list.to_signed()))
-    profile = f"{identity.user_id}\n{identity.display_name}\n"
-    _write_private(data_dir / PROFILE_FILE, profile.encode("utf-8"))
-    print(f"Created identity in {data_dir}", file=out)
-    uri = ContactUri(user_id=identity.user_id, display_name=identity.display_name or None)
-    _describe(identity.device_list, uri, out, qr=False)
-    return 0
+    """``omega id new``: the same as ``omega init``."""
+    from omega.cli._client_commands import cmd_init
+
+    return cmd_init(args, out)
 
 
 def _describe(device_list: VerifiedDeviceList, uri: ContactUri, out: TextIO, *, qr: bool) -> None:
@@ -182,6 +165,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``omega`` command."""
+    from omega.cli import _client_commands as client_commands
+
     parser = argparse.ArgumentParser(
         prog="omega", description="Omega: peer-to-peer, end-to-end-encrypted messaging."
     )
@@ -195,21 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     identity = commands.add_parser("id", help="create and show your identity")
-    id_commands = identity.add_subparsers(dest="id_command", required=True, metavar="ACTION")
-    new = id_commands.add_parser("new", help="create a new identity")
-    new.add_argument("--name", default="", help="your display name (shared with contacts)")
-    new.add_argument("--device", default="primary", help="this device's name (default: primary)")
-    new.add_argument("--force", action="store_true", help="replace an existing identity")
-    new.add_argument(
-        "--passphrase-file",
-        default=None,
-        help=f"read the passphrase from this file (else ${PASSPHRASE_ENV}, else a prompt)",
-    )
+    identity.add_argument("--no-qr", action="store_true", help="do not print the QR code")
+    identity.add_argument("--qr-png", default=None, help="also write the QR code to this PNG file")
+    identity.set_defaults(handler=cmd_id_show)  # `omega id` alone is `omega id show`
+    id_commands = identity.add_subparsers(dest="id_command", required=False, metavar="ACTION")
+    new = id_commands.add_parser("new", help="create a new identity (the same as `omega init`)")
+    client_commands.configure_init(new)
     new.set_defaults(handler=cmd_id_new)
     show = id_commands.add_parser("show", help="print your user id, contact URI and QR code")
     show.add_argument("--no-qr", action="store_true", help="do not print the QR code")
     show.add_argument("--qr-png", default=None, help="also write the QR code to this PNG file")
     show.set_defaults(handler=cmd_id_show)
+
+    client_commands.register(commands)
 
     demo = commands.add_parser("demo", help="a guided tour of the SDK on embedded defaults")
     demo.add_argument("--no-qr", action="store_true", help="do not print QR codes")

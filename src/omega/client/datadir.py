@@ -8,6 +8,7 @@ Layout (``omega init`` / ``omega id new`` create it)::
     identity.txt     the user id on the first line, the display name on the second
     keys.db          the key store (SQLiteKeyStore): sessions, prekeys, inbox
     messages.db      the message store (SQLiteMessageStore): contacts, history, outbox
+    addresses.json   where contacts can be reached (address hints), owner-only
 
 Both databases are encrypted at rest with keys derived from this device's
 secret key (keyed BLAKE2b, one key per database), so they open only with the
@@ -17,6 +18,7 @@ passphrase that unlocks ``identity.omega``.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +29,16 @@ from omega.crypto import (
     VerifiedDeviceList,
     export_identity,
     import_identity,
+    public_key_from_user_id,
+    user_id_from_public_key,
     verify_device_list,
 )
 from omega.errors import ConfigurationError, CorruptDataError, OmegaError, StorageError
+from omega.transport.address import Address
 
 __all__ = [
+    "ADDRESS_BOOK_FILE",
+    "ADDRESS_BOOK_FORMAT",
     "HOME_ENV",
     "KEY_STORE_FILE",
     "MESSAGE_STORE_FILE",
@@ -48,6 +55,13 @@ PUBLIC_FILE = "identity.pub"
 PROFILE_FILE = "identity.txt"
 KEY_STORE_FILE = "keys.db"
 MESSAGE_STORE_FILE = "messages.db"
+ADDRESS_BOOK_FILE = "addresses.json"
+ADDRESS_BOOK_FORMAT = "omega-address-book/v1"
+"""The ``format`` member of ``addresses.json``."""
+MAX_ADDRESS_BOOK_SIZE = 1024 * 1024
+"""Largest ``addresses.json`` read, in bytes."""
+MAX_ADDRESSES_PER_CONTACT = 16
+"""Addresses kept per contact (the most recently given first)."""
 
 
 def default_data_dir() -> Path:
@@ -109,6 +123,7 @@ class DataDir:
             for name in (KEY_STORE_FILE, MESSAGE_STORE_FILE):
                 for suffix in ("", "-wal", "-shm"):
                     (self.path / (name + suffix)).unlink(missing_ok=True)
+            (self.path / ADDRESS_BOOK_FILE).unlink(missing_ok=True)
 
     def save_public(self, identity: Identity) -> None:
         """Rewrite the public device list and profile of ``identity``."""
@@ -151,6 +166,86 @@ class DataDir:
                 f"{exc.message}",
                 details={"data_dir": str(self.path), "cause": exc.code},
             ) from exc
+
+    def load_address_book(self) -> dict[str, list[str]]:
+        """The address hints of contacts: user id -> addresses (canonical text).
+
+        Empty when ``addresses.json`` does not exist. Raises
+        :class:`~omega.errors.CorruptDataError` for a damaged file (not JSON,
+        another format, a malformed user id or address, too large), leaving it
+        in place for the user to inspect.
+        """
+        path = self.path / ADDRESS_BOOK_FILE
+        try:
+            with path.open("rb") as stream:
+                data = stream.read(MAX_ADDRESS_BOOK_SIZE + 1)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc}") from exc
+        if len(data) > MAX_ADDRESS_BOOK_SIZE:
+            raise CorruptDataError(
+                f"{path} is damaged: larger than {MAX_ADDRESS_BOOK_SIZE} bytes",
+                details={"path": str(path)},
+            )
+        try:
+            document = json.loads(data.decode("utf-8"))
+            return _parse_address_book(document)
+        except (UnicodeDecodeError, json.JSONDecodeError, OmegaError, ValueError) as exc:
+            reason = exc.message if isinstance(exc, OmegaError) else str(exc)
+            raise CorruptDataError(
+                f"{path} is damaged: {reason}; fix or delete it", details={"path": str(path)}
+            ) from exc
+
+    def save_address_book(self, book: dict[str, list[str]]) -> None:
+        """Replace ``addresses.json`` atomically (owner-only) with ``book``.
+
+        User ids and addresses are validated and written in canonical form,
+        duplicates dropped, at most :data:`MAX_ADDRESSES_PER_CONTACT` kept per
+        contact, contacts without addresses left out. Raises
+        :class:`~omega.errors.InvalidUserIdError` or
+        :class:`~omega.errors.InvalidAddressError` (nothing written).
+        """
+        document = {"format": ADDRESS_BOOK_FORMAT, "addresses": book}
+        try:
+            canonical = _parse_address_book(document, strict=False)
+        except OmegaError:
+            raise
+        except ValueError as exc:
+            raise ConfigurationError(f"not a valid address book: {exc}") from exc
+        document["addresses"] = canonical
+        text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+        self.path.mkdir(parents=True, exist_ok=True)
+        _write_private(self.path / ADDRESS_BOOK_FILE, text.encode("utf-8"))
+
+
+def _parse_address_book(document: object, *, strict: bool = True) -> dict[str, list[str]]:
+    """Validate an address book document; return its canonical mapping.
+
+    ``strict`` (reading a file) refuses more than the limit per contact;
+    otherwise (saving) the list is cut to the limit.
+    """
+    if not isinstance(document, dict) or document.get("format") != ADDRESS_BOOK_FORMAT:
+        raise ValueError(f"not an address book (expected format {ADDRESS_BOOK_FORMAT!r})")
+    entries = document.get("addresses")
+    if not isinstance(entries, dict):
+        raise ValueError("'addresses' must be an object")
+    book: dict[str, list[str]] = {}
+    for user_id, addresses in entries.items():
+        if not isinstance(user_id, str) or not isinstance(addresses, list):
+            raise ValueError("each entry maps a user id to a list of addresses")
+        canonical_id = user_id_from_public_key(public_key_from_user_id(user_id))
+        texts: list[str] = []
+        for address in addresses:
+            if not isinstance(address, str):
+                raise ValueError(f"the addresses of {user_id} must be strings")
+            texts.append(str(Address.parse(address)))
+        texts = list(dict.fromkeys(texts))
+        if strict and len(texts) > MAX_ADDRESSES_PER_CONTACT:
+            raise ValueError(f"more than {MAX_ADDRESSES_PER_CONTACT} addresses for {user_id}")
+        if texts:
+            book[canonical_id] = texts[:MAX_ADDRESSES_PER_CONTACT]
+    return book
 
 
 def store_key(identity: Identity, purpose: str) -> bytes:
