@@ -16,6 +16,7 @@ import enum
 import hmac
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
 import betterproto2
 
@@ -130,11 +131,20 @@ class Inbound:
         peer = connection.peer
         kind, body = betterproto2.which_one_of(frame, "body")
         if kind == "message" and isinstance(body, Message):
-            outcome = await self.receive_envelope(body, connection=connection)
-            if outcome is not Receipt.RETRY and outcome is not Receipt.RESET_REQUESTED:
-                status = AckStatus.REJECTED if outcome is Receipt.REFUSED else AckStatus.DELIVERED
+
+            async def acknowledge(status: AckStatus = AckStatus.DELIVERED) -> None:
                 ack = Ack(message_id=body.message_id, timestamp=self._core.now(), status=status)
                 await self._links.send(connection, Frame(ack=ack))
+
+            # A fresh message is acknowledged as soon as it is committed, before the
+            # application hears of it (it may close the client from its handler).
+            outcome = await self.receive_envelope(
+                body, connection=connection, on_committed=acknowledge
+            )
+            if outcome is Receipt.DUPLICATE:
+                await acknowledge()
+            elif outcome is Receipt.REFUSED:
+                await acknowledge(AckStatus.REJECTED)
         elif kind == "ack" and isinstance(body, Ack):
             if body.status == AckStatus.REJECTED:
                 await self._outbox.rejected(peer.device_key, body.message_id, body.reason)
@@ -222,9 +232,17 @@ class Inbound:
 
     # -- envelopes --------------------------------------------------------
     async def receive_envelope(
-        self, message: Message, *, connection: PeerConnection | None
+        self,
+        message: Message,
+        *,
+        connection: PeerConnection | None,
+        on_committed: Callable[[], Awaitable[None]] | None = None,
     ) -> Receipt:
-        """Verify, decrypt and commit one envelope to the inbox, then apply the inbox."""
+        """Verify, decrypt and commit one envelope to the inbox, then apply it.
+
+        ``on_committed`` runs once a fresh message is durably in the inbox and
+        before it is applied and reported (the direct path acknowledges there).
+        """
         core = self._core
         try:
             info = verify_envelope(message, local_device_key=core.device_key)
@@ -263,6 +281,8 @@ class Inbound:
             return Receipt.REFUSED
         if fresh is None:
             return Receipt.DUPLICATE
+        if on_committed is not None:
+            await on_committed()
         await self._apply_and_remove(fresh, defer_removal=True)
         return Receipt.ACCEPTED
 
