@@ -29,7 +29,6 @@ import io
 import json
 import platform
 import pstats
-import statistics
 import sys
 import tempfile
 import time
