@@ -24,6 +24,7 @@ from omega.mailbox.base import KeyDirectory, Mailbox
 from omega.protocol import MessageContent, SignedDeviceList
 from omega.session.content import encode_content
 from omega.session.delivery import DeliveryEngine
+from omega.session.envelope import bind_content
 from omega.storage.base import KeyStore
 from omega.storage.message_base import ContactRecord, MessageStore, OutboxEntry, StoredMessage
 from omega.transport.address import Address
@@ -274,9 +275,13 @@ class Core:
         devices. Returns the message id. The outbox is persistent when this
         returns.
         """
-        data = encode_content(content)
         message_id = message_id or self.new_message_id()
         now = self.now() if now is None else now
+        data = encode_content(
+            bind_content(
+                content, message_id=message_id, timestamp=now, conversation_id=recipient_id
+            )
+        )
         if devices is None:
             device_list = await self.cached_device_list(recipient_id)
             targets = (

@@ -74,7 +74,7 @@ from omega.protocol import (
     encode_message,
 )
 from omega.session.content import content_kind, decode_content, searchable_text
-from omega.session.envelope import EnvelopeInfo, verify_envelope
+from omega.session.envelope import EnvelopeInfo, check_binding, verify_envelope
 from omega.session.reset import ResetGuard, sign_reset_request, verify_reset_request
 from omega.storage.base import InboxEntry
 from omega.storage.message_base import ContactRecord, DeliveryState, Direction, StoredMessage
@@ -377,6 +377,9 @@ class Inbound:
                 sessions, plaintext = decrypt_with_any(sessions, message.encrypted_content)
             else:
                 raise RemoteProtocolError("group messages need a group (not supported yet)")
+            # The content repeats the routing fields; refuse it (rolling the session
+            # back) if the clear ones were changed on the way.
+            check_binding(info, decode_content(plaintext))
             await save_sessions(tx, device_key, sessions)
             wrapper = dataclasses.replace(message, encrypted_content=plaintext)
             entry = InboxEntry(
@@ -447,6 +450,12 @@ class Inbound:
                 raise RemoteProtocolError("reset request from someone who is not a contact")
         if not self._reset_guard.admit(verified, now=core.now()):
             logger.info("event=reset_throttled device=%s", _device_id(verified.device_key))
+            return
+        if not await self._outbox.awaits_any(verified.device_key, verified.message_ids):
+            # Nothing it names is waiting for an acknowledgement from that device: the
+            # failed envelope was not ours (a forgery injected on the way), so our
+            # session with the device is fine and stays.
+            logger.info("event=reset_ignored device=%s", _device_id(verified.device_key))
             return
         async with core.keys.transaction() as tx:
             await tx.delete_session(verified.device_key)

@@ -449,6 +449,15 @@ class Outbox:
         if pending:
             core.outbox_wakeup.set()
 
+    async def awaits_any(self, device_key: bytes, message_ids: Sequence[str]) -> bool:
+        """True when one of ``message_ids`` still waits for ``device_key`` to acknowledge it."""
+        async with self._core.db.transaction() as tx:
+            for message_id in message_ids:
+                entry = await tx.outbox_entry(message_id, device_key)
+                if entry is not None and entry.state not in _FINAL:
+                    return True
+        return False
+
     async def resend_to(self, device_key: bytes) -> int:
         """Re-encrypt every undelivered entry to ``device_key`` (after a session reset)."""
         core = self._core

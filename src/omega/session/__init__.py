@@ -5,7 +5,7 @@ milliseconds passed in, randomness comes from an injected
 :data:`~omega.crypto.random.RandomSource`. The client (``omega.client``) and
 the simulator (``omega.sim``) drive the same code.
 
-* :mod:`omega.session.envelope`: signed ``Message`` envelopes.
+* :mod:`omega.session.envelope`: ``Message`` envelopes and their binding to the content.
 * :mod:`omega.session.content`: ``MessageContent`` checks and descriptions.
 * :mod:`omega.session.delivery`: the outbox state machine and retry policy.
 * :mod:`omega.session.reset`: signed session reset requests.
@@ -26,8 +26,9 @@ from omega.session.delivery import TRANSITIONS, DeliveryConfig, DeliveryEngine, 
 from omega.session.envelope import (
     MAX_CIPHERTEXT_SIZE,
     EnvelopeInfo,
+    bind_content,
+    check_binding,
     seal_envelope,
-    signature_input,
     verify_envelope,
 )
 from omega.session.reset import (
@@ -50,12 +51,13 @@ __all__ = [
     "Path",
     "ResetGuard",
     "VerifiedResetRequest",
+    "bind_content",
+    "check_binding",
     "content_kind",
     "decode_content",
     "encode_content",
     "searchable_text",
     "seal_envelope",
-    "signature_input",
     "sign_reset_request",
     "verify_envelope",
     "verify_reset_request",

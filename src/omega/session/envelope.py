@@ -1,87 +1,61 @@
-"""Signed message envelopes: what one device sends another (docs/client-protocol.md).
+"""Message envelopes: what one device sends another (docs/client-protocol.md).
 
 Every user message, receipt and typing notification travels as one
 ``Message`` envelope per recipient device. Its ``encrypted_content`` is the
 pairwise-encrypted ``MessageContent`` (:class:`~omega.protocol.EncryptionKind`
-says how), and its ``signature`` is the sending device's Ed25519 signature
-over :func:`signature_input`::
+says how).
 
-    b"omega/message/v1" || lp(message_id) || lp(sender_id) || lp(recipient_id)
-        || u32(type) || i64(timestamp) || u32(encryption)
-        || lp(sender_device_key) || lp(recipient_device_key) || lp(encrypted_content)
+Envelopes are **not signed** (docs/crypto.md, "Per-message authentication"):
+the ratchet's AEAD already proves to the recipient which device wrote the
+content, and a signature would turn every envelope into a transferable proof
+of who wrote to whom and when, for any relay or store that keeps it. What the
+AEAD does not cover, the clear routing fields the recipient acts on, is bound
+instead *inside* the ciphertext: ``MessageContent.message_id``,
+``timestamp`` and ``conversation_id`` repeat the envelope's ``message_id``,
+``timestamp`` and ``recipient_id``, and :func:`check_binding` refuses an
+envelope whose clear fields differ from the authenticated copies. The
+sender is authenticated by decryption itself: a ratchet session belongs to
+one remote device of one user, and a prekey message carries the sending
+device's certificate.
 
-where ``lp(x)`` is ``u32(len(x)) || x``, strings are UTF-8 and integers are
-big-endian (``i64`` two's complement). The signature lets a recipient
-refuse a forged envelope before spending any work on decryption and binds
-the routing fields (message id, timestamp, recipient) that the ratchet's AEAD
-does not cover.
-
-Metadata stays inside the ciphertext: Omega clients send the clear-text
-``reply_to``, ``ttl_days``, ``ttl_seconds`` and ``mentions`` fields unset
-(their values travel in ``MessageContent``) and always send ``type`` as
-``TEXT``; :func:`verify_envelope` refuses envelopes that set them.
+Other metadata stays inside the ciphertext too: Omega clients send the
+clear-text ``reply_to``, ``ttl_days``, ``ttl_seconds`` and ``mentions`` fields
+unset (their values travel in ``MessageContent``), always send ``type`` as
+``TEXT`` and leave ``signature`` empty; :func:`verify_envelope` refuses
+envelopes that set metadata and ignores a signature.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
-import struct
 from dataclasses import dataclass
 
-from omega.crypto._ed25519 import verify_signature
 from omega.crypto.account import LocalDevice
 from omega.crypto.identity import public_key_from_user_id
 from omega.errors import (
     ConfigurationError,
     InvalidEnvelopeError,
-    InvalidKeyError,
-    InvalidSignatureError,
     InvalidUserIdError,
 )
-from omega.protocol import EncryptionKind, Message, MessageType
+from omega.protocol import EncryptionKind, Message, MessageContent, MessageType
 
 __all__ = [
-    "ENVELOPE_SIGNATURE_CONTEXT",
     "MAX_CIPHERTEXT_SIZE",
     "EnvelopeInfo",
+    "bind_content",
+    "check_binding",
     "seal_envelope",
-    "signature_input",
     "verify_envelope",
 ]
-
-ENVELOPE_SIGNATURE_CONTEXT = b"omega/message/v1"
-"""Domain separation prefix of the envelope signature."""
 
 MAX_CIPHERTEXT_SIZE = 320 * 1024
 """Largest ``encrypted_content`` accepted, in bytes (256 KiB of content plus overhead)."""
 
-_SIGNATURE_SIZE = 64
 _KEY_SIZE = 32
 _MAX_ID_LENGTH = 256
 _MIN_INT64, _MAX_INT64 = -(1 << 63), (1 << 63) - 1
 _KNOWN_ENCRYPTIONS = frozenset(int(kind) for kind in EncryptionKind)
-
-
-def _length_prefixed(value: bytes) -> bytes:
-    return struct.pack(">I", len(value)) + value
-
-
-def signature_input(message: Message) -> bytes:
-    """The exact bytes the sending device signs for ``message`` (module docstring)."""
-    return b"".join(
-        (
-            ENVELOPE_SIGNATURE_CONTEXT,
-            _length_prefixed(message.message_id.encode("utf-8")),
-            _length_prefixed(message.sender_id.encode("utf-8")),
-            _length_prefixed(message.recipient_id.encode("utf-8")),
-            struct.pack(">I", int(message.type)),
-            struct.pack(">q", message.timestamp),
-            struct.pack(">I", int(message.encryption)),
-            _length_prefixed(message.sender_device_key),
-            _length_prefixed(message.recipient_device_key),
-            _length_prefixed(message.encrypted_content),
-        )
-    )
 
 
 def _id_ok(value: str) -> bool:
@@ -142,7 +116,10 @@ def seal_envelope(
     encryption: EncryptionKind,
     encrypted_content: bytes,
 ) -> Message:
-    """Build and sign the envelope of ``encrypted_content`` for one recipient device.
+    """Build the envelope of ``encrypted_content`` for one recipient device.
+
+    ``encrypted_content`` must encrypt a ``MessageContent`` bound to the same
+    ``message_id``, ``timestamp`` and ``recipient_id`` (see :func:`bind_content`).
 
     Raises :class:`~omega.errors.ConfigurationError` for anything
     :func:`verify_envelope` would refuse: a device key of the wrong size, a
@@ -165,7 +142,6 @@ def seal_envelope(
     problem = _problem(message)
     if problem is not None:
         raise ConfigurationError(problem[1], details={"reason": problem[0]})
-    message.signature = device.key_pair.sign(signature_input(message))
     return message
 
 
@@ -181,7 +157,7 @@ class EnvelopeInfo:
     """The conversation: our user id, the contact's user id (a copy of our own
     message sent from another of our devices), or a group id."""
     sender_device_key: bytes
-    """The sending device, whose signature verified."""
+    """The device the envelope claims to come from; decryption proves it."""
     timestamp: int
     """The sender's clock when it sent, Unix milliseconds."""
     encryption: EncryptionKind
@@ -196,34 +172,24 @@ def _refuse(reason: str, explanation: str, message: Message) -> InvalidEnvelopeE
 
 
 def verify_envelope(message: Message, *, local_device_key: bytes) -> EnvelopeInfo:
-    """Check an envelope addressed to ``local_device_key`` and its signature.
+    """Check the clear fields of an envelope addressed to ``local_device_key``.
 
     Checks, in order: the recipient device is us; ids, timestamp and the
     sender device key are well formed; no clear-text metadata field is set;
     the ciphertext is not empty and within :data:`MAX_CIPHERTEXT_SIZE`; the
-    encryption kind is known; the signature verifies under
-    ``sender_device_key``. Raises :class:`~omega.errors.InvalidEnvelopeError`
+    encryption kind is known. Raises :class:`~omega.errors.InvalidEnvelopeError`
     whose ``details["reason"]`` is a stable code naming the first failed check:
     ``wrong_device``, ``bad_message_id``, ``bad_sender_id``,
     ``bad_recipient_id``, ``bad_timestamp``, ``bad_device_key``,
-    ``cleartext_metadata``, ``no_content``, ``too_large``,
-    ``unknown_encryption``, ``bad_signature_size`` or ``bad_signature`` (an
-    :class:`~omega.errors.InvalidSignatureError` or
-    :class:`~omega.errors.InvalidKeyError` is its cause). Whether the sending
-    device belongs to ``sender_id`` is the caller's check (the session or the
-    prekey message's certificate proves it).
+    ``cleartext_metadata``, ``no_content``, ``too_large`` or
+    ``unknown_encryption``. Nothing here proves who sent it: decryption does,
+    and :func:`check_binding` then ties these fields to the decrypted content.
     """
     if not hmac.compare_digest(message.recipient_device_key, local_device_key):
         raise _refuse("wrong_device", "addressed to another device", message)
     problem = _problem(message)
     if problem is not None:
         raise _refuse(*problem, message)
-    if len(message.signature) != _SIGNATURE_SIZE:
-        raise _refuse("bad_signature_size", f"signature must be {_SIGNATURE_SIZE} bytes", message)
-    try:
-        verify_signature(message.sender_device_key, signature_input(message), message.signature)
-    except (InvalidKeyError, InvalidSignatureError) as exc:
-        raise _refuse("bad_signature", "the signature does not verify", message) from exc
     return EnvelopeInfo(
         message_id=message.message_id,
         sender_id=message.sender_id.lower(),
@@ -232,3 +198,33 @@ def verify_envelope(message: Message, *, local_device_key: bytes) -> EnvelopeInf
         timestamp=message.timestamp,
         encryption=EncryptionKind(int(message.encryption)),
     )
+
+
+def bind_content(
+    content: MessageContent, *, message_id: str, timestamp: int, conversation_id: str
+) -> MessageContent:
+    """A copy of ``content`` carrying the envelope fields it must be delivered under."""
+    bound = dataclasses.replace(content)
+    bound.message_id = message_id
+    bound.timestamp = timestamp
+    bound.conversation_id = conversation_id
+    return bound
+
+
+def check_binding(info: EnvelopeInfo, content: MessageContent) -> None:
+    """Refuse decrypted ``content`` whose bound fields differ from its envelope's.
+
+    Raises :class:`~omega.errors.InvalidEnvelopeError` with reason
+    ``binding_mismatch``: a relay or store changed the message id, timestamp
+    or conversation of an envelope, or moved a ciphertext into another one.
+    """
+    if (
+        content.message_id != info.message_id
+        or content.timestamp != info.timestamp
+        or content.conversation_id != info.recipient_id
+    ):
+        raise InvalidEnvelopeError(
+            f"refused envelope {info.message_id[:64]!r}: its routing fields differ from "
+            "the ones bound inside its encrypted content",
+            details={"reason": "binding_mismatch"},
+        )

@@ -1192,6 +1192,17 @@ class MessageContent(betterproto2.Message):
     disappearing: delete this long after Message.timestamp
     """
 
+    message_id: "str" = betterproto2.field(19, betterproto2.TYPE_STRING)
+    """
+    The envelope fields the recipient acts on, bound to the ciphertext: they
+    must equal Message.message_id, Message.timestamp and Message.recipient_id
+    (docs/client-protocol.md, "The envelope"). Empty in stored history copies.
+    """
+
+    timestamp: "int" = betterproto2.field(20, betterproto2.TYPE_INT64)
+
+    conversation_id: "str" = betterproto2.field(21, betterproto2.TYPE_STRING)
+
 
 default_message_pool.register_message("omega.protocol", "MessageContent", MessageContent)
 
