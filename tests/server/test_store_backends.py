@@ -86,3 +86,11 @@ def test_the_ring_spreads_keys_and_moves_few_when_a_shard_joins() -> None:
         ConsistentHashRing([])
     with pytest.raises(ValueError, match="virtual"):
         ConsistentHashRing(["a"], virtual_nodes=0)
+
+
+def test_the_package_exports_lazily() -> None:
+    import omega.server.store as store
+
+    assert store.SQLiteBackend is SQLiteBackend
+    with pytest.raises(AttributeError, match="nope"):
+        _ = store.nope

@@ -134,3 +134,63 @@ async def test_a_served_store_keeps_messages_across_a_graceful_restart(tmp_path:
         assert "event=store_closed" in stderr
         assert "level=info logger=omega.server.store event=store_listening" in stderr
     assert (tmp_path / "store.db").exists()
+
+
+def test_run_in_process_serves_until_sigterm(tmp_path: Path) -> None:
+    import io
+    import os
+    import threading
+
+    import httpx
+
+    from omega.cli import main
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    outcome: list[int] = []
+
+    def client() -> None:
+        deadline = time.monotonic() + 20
+        with httpx.Client(base_url=url) as http:
+            while time.monotonic() < deadline:
+                try:
+                    outcome.append(http.get("/health").status_code)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    watcher = threading.Thread(target=client)
+    watcher.start()
+    out = io.StringIO()
+    try:
+        status = main(
+            [
+                "--data-dir",
+                str(tmp_path),
+                "serve",
+                "store",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            out=out,
+        )
+    finally:
+        watcher.join()
+    assert status == 0
+    assert outcome == [200]
+    assert f"listening on {url}" in out.getvalue()
+    assert (tmp_path / "store.db").exists()
+
+
+def test_an_unreadable_auth_secret_is_refused(tmp_path: Path) -> None:
+    from omega.server.store.command import _read_secret
+
+    assert _read_secret("") is None
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        _read_secret(str(tmp_path / "missing"))
+    (tmp_path / "short").write_text("abcd")
+    with pytest.raises(ConfigurationError, match="32 bytes"):
+        _read_secret(str(tmp_path / "short"))

@@ -13,6 +13,7 @@ import uvicorn
 
 from omega.crypto import Identity, LocalDevice
 from omega.errors import (
+    AuthenticationFailedError,
     QuotaExceededError,
     RateLimitedError,
     RemoteProtocolError,
@@ -21,6 +22,7 @@ from omega.errors import (
     StorageError,
 )
 from omega.mailbox import MemoryBackend, StoreConfig, StoreService, recipient_hash
+from omega.mailbox._wire import parse_auth_headers
 from omega.mailbox.http import StoreClient, StoreClientConfig
 from omega.server.store.app import create_app
 from omega.testing.clock import ManualClock
@@ -86,6 +88,7 @@ async def test_the_websocket_announces_waiting_messages(served: tuple[str, Store
         headers = await client._auth_headers(device, "wait")
         async with connect(url.replace("http", "ws") + "/store/ws") as websocket:
             await websocket.send(__import__("json").dumps(headers))
+            assert "subscribed" in str(await websocket.recv())
             await client.deposit(device.device_key, "m", b"x")
             assert "messages_waiting" in str(await websocket.recv())
         async with connect(url.replace("http", "ws") + "/store/ws") as websocket:
@@ -242,3 +245,30 @@ async def test_a_lying_server_is_a_protocol_error() -> None:
 def test_client_configuration_is_validated() -> None:
     with pytest.raises(ValueError, match="timeout"):
         StoreClientConfig(timeout_seconds=0)
+
+
+async def test_the_websocket_wake_up_conforms(served: tuple[str, StoreService]) -> None:
+    url, _ = served
+    config = StoreClientConfig(wake_up="websocket")
+    await check_mailbox(lambda: StoreClient(url, config=config), max_payload_bytes=4096)
+    with pytest.raises(ValueError, match="wake_up"):
+        StoreClientConfig(wake_up="carrier pigeon")
+
+
+async def test_a_refused_websocket_raises_the_servers_error(
+    served: tuple[str, StoreService],
+) -> None:
+    url, service = served
+    config = StoreClientConfig(wake_up="websocket")
+    device = _device()
+    async with StoreClient(url, config=config) as client:
+        real = client._auth_headers
+
+        async def replayed(device: LocalDevice, action: str) -> dict[str, str]:
+            headers = await real(device, action)
+            await service.authenticate(parse_auth_headers(headers), action)  # spend it first
+            return headers
+
+        client._auth_headers = replayed  # type: ignore[method-assign]
+        with pytest.raises(AuthenticationFailedError):
+            await client.wait_for_messages(device, timeout=5)

@@ -232,3 +232,26 @@ async def test_redis_spends_nonces_once(redis_url: str) -> None:
     async with broken:
         with pytest.raises(StorageError):
             await broken.spend_nonce(b"n" * 16, future)
+
+
+async def test_the_command_builds_sharded_postgres_with_redis(
+    pg: tuple[str, str], redis_url: str
+) -> None:
+    from contextlib import AsyncExitStack
+
+    from omega.server.store._serve import build_backend
+    from omega.server.store.command import StoreServerSettings
+    from omega.server.store.hotpath import RedisNonceBackend
+
+    settings = StoreServerSettings(
+        backend="postgres",
+        postgres_shards=(pg[0], pg[0]),
+        postgres_schema=pg[1],
+        redis_url=redis_url,
+        max_ttl_seconds=DAY,
+    )
+    async with AsyncExitStack() as stack:
+        backend = await build_backend(settings, stack)
+        assert isinstance(backend, RedisNonceBackend)
+        server = MemoryStoreServer(backend=backend)
+        await check_key_directory(server.client)

@@ -10,12 +10,14 @@ parsed strictly and verified (device lists, prekey bundles) before use.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import anyio
 import httpx
 
 from omega.crypto import LocalDevice, VerifiedDeviceList
@@ -62,8 +64,13 @@ class StoreClientConfig:
     """Connect/read timeout of an ordinary request (long polls add their own wait)."""
     max_payload_bytes: int = 16 * 1024 * 1024
     """Largest payload accepted from the server in a fetch."""
+    wake_up: str = "long_poll"
+    """How :meth:`StoreClient.wait_for_messages` waits: ``long_poll`` (``GET /store/wait``)
+    or ``websocket`` (``/store/ws``; needs a real network, not an ASGI transport)."""
 
     def __post_init__(self) -> None:
+        if self.wake_up not in {"long_poll", "websocket"}:
+            raise ConfigurationError("wake_up must be long_poll or websocket")
         if not self.timeout_seconds > 0:
             raise ConfigurationError("timeout_seconds must be positive")
         if self.max_payload_bytes < 1:
@@ -204,6 +211,8 @@ class StoreClient(Mailbox, KeyDirectory):
         if not timeout >= 0 or math.isinf(timeout):
             raise ConfigurationError("timeout must be a finite non-negative number")
         headers = await self._auth_headers(device, "wait")
+        if self.config.wake_up == "websocket":
+            return await self._wait_on_websocket(headers, timeout)
         answer = await self._expect(
             "GET",
             "/store/wait",
@@ -215,6 +224,40 @@ class StoreClient(Mailbox, KeyDirectory):
         if not isinstance(waiting, bool):
             raise RemoteProtocolError("store server sent a bad 'waiting'")
         return waiting
+
+    async def _wait_on_websocket(self, headers: dict[str, str], timeout: float) -> bool:
+        from websockets.asyncio.client import connect
+        from websockets.exceptions import WebSocketException
+
+        url = str(self._http.base_url.join("/store/ws"))
+        url = "ws" + url.removeprefix("http")
+        errors: dict[type[BaseException], type[ServerUnavailableError]] = {
+            WebSocketException: ServerUnavailableError,
+            OSError: ServerUnavailableError,
+            TimeoutError: ServerUnavailableError,
+        }
+        with map_exceptions(errors, "store server WebSocket failed"):
+            async with connect(
+                url, open_timeout=self.config.timeout_seconds, max_size=4096
+            ) as websocket:
+                await websocket.send(json.dumps(headers))
+                with anyio.fail_after(self.config.timeout_seconds):
+                    event = await self._next_event(websocket)
+                if event == "messages_waiting":
+                    return True
+                with anyio.move_on_after(timeout):
+                    return await self._next_event(websocket) == "messages_waiting"
+        return False
+
+    @staticmethod
+    async def _next_event(websocket: Any) -> str:
+        """The next event the server announces; its error, raised, if it refused us."""
+        raw = await websocket.recv()
+        data = parse_json_object(raw.encode() if isinstance(raw, str) else raw, RemoteProtocolError)
+        event = data.get("event")
+        if isinstance(event, str):
+            return event
+        raise error_from_response(401, json.dumps(data).encode())
 
     async def publish_device_list(self, signed: SignedDeviceList) -> None:
         """``PUT /keys/device-list`` (see :meth:`KeyDirectory.publish_device_list`)."""

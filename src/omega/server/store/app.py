@@ -212,12 +212,14 @@ class _Api:
                         return
 
             group.start_soon(watch_close)
+            first = True
             while True:
                 async with self.service.notifier.listen(recipient) as listener:
                     if await self.service.has_messages(recipient):
                         await websocket.send_json({"event": "messages_waiting"})
-                        await listener.wait()
-                        continue
+                    elif first:
+                        await websocket.send_json({"event": "subscribed"})
+                    first = False
                     await listener.wait()
 
     async def publish_device_list(self, request: Request) -> Response:

@@ -161,12 +161,19 @@ class _KeyValueFormatter(logging.Formatter):
         return line
 
 
-def _setup_logging(level: str, stream: TextIO) -> None:
+@contextmanager
+def _logging_to(level: str, stream: TextIO) -> Iterator[None]:
     handler = logging.StreamHandler(stream)
     handler.setFormatter(_KeyValueFormatter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    previous = root.level
+    root.addHandler(handler)
     root.setLevel(level.upper())
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
 
 
 def _read_secret(path: str) -> bytes | None:
@@ -201,10 +208,10 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise ConfigurationError(
             f"omega serve store needs the server extra: pip install 'omega-p2p[server]' ({exc})"
         ) from exc
-    _setup_logging(settings.log_level, sys.stderr)
     secret = _read_secret(settings.auth_secret_file)
     _ = uvicorn
-    anyio.run(serve, settings, secret, out)
+    with _logging_to(settings.log_level, sys.stderr):
+        anyio.run(serve, settings, secret, out)
     return 0
 
 

@@ -92,6 +92,16 @@ class SQLiteBackend(StoreBackend):
                     raise
                 await connection.execute("COMMIT")
 
+    @asynccontextmanager
+    async def _statement(self, what: str) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection for statements that are atomic on their own (autocommit)."""
+        async with self._lock:
+            connection = self._connection
+            if connection is None:
+                raise StorageError("the store database is closed")
+            with map_exceptions(_ERRORS, f"store database failed to {what}"):
+                yield connection
+
     async def _query(self, what: str, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         async with self._lock:
             connection = self._connection
@@ -104,25 +114,13 @@ class SQLiteBackend(StoreBackend):
     async def insert_message(
         self, message: StoredMessage, *, max_messages: int, max_bytes: int
     ) -> DepositOutcome:
-        async with self._transaction("store a message") as db:
-            async with db.execute(
-                "SELECT 1 FROM messages WHERE recipient_hash = ? AND message_id = ?",
-                (message.recipient_hash, message.message_id),
-            ) as cursor:
-                if await cursor.fetchone() is not None:
-                    return DepositOutcome.DUPLICATE
-            async with db.execute(
-                "SELECT count(*), coalesce(sum(length(encrypted_payload)), 0)"
-                " FROM messages WHERE recipient_hash = ?",
-                (message.recipient_hash,),
-            ) as cursor:
-                row = await cursor.fetchone()
-            count, used = (0, 0) if row is None else (int(row[0]), int(row[1]))
-            if count + 1 > max_messages or used + len(message.payload) > max_bytes:
-                return DepositOutcome.MAILBOX_FULL
-            await db.execute(
-                "INSERT INTO messages (recipient_hash, message_id, encrypted_payload,"
-                " created_at, ttl_seconds, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+        # One statement (atomic in SQLite): insert unless full; a duplicate is ignored.
+        async with self._statement("store a message") as db:
+            cursor = await db.execute(
+                "INSERT OR IGNORE INTO messages (recipient_hash, message_id, encrypted_payload,"
+                " created_at, ttl_seconds, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6"
+                " WHERE (SELECT count(*) < ?7 AND coalesce(sum(length(encrypted_payload)), 0)"
+                " + length(?3) <= ?8 FROM messages WHERE recipient_hash = ?1)",
                 (
                     message.recipient_hash,
                     message.message_id,
@@ -130,9 +128,18 @@ class SQLiteBackend(StoreBackend):
                     message.deposited_at,
                     (message.expires_at - message.deposited_at) // 1000,
                     message.expires_at,
+                    max_messages,
+                    max_bytes,
                 ),
             )
-        return DepositOutcome.STORED
+            if cursor.rowcount == 1:
+                return DepositOutcome.STORED
+            async with db.execute(
+                "SELECT 1 FROM messages WHERE recipient_hash = ? AND message_id = ?",
+                (message.recipient_hash, message.message_id),
+            ) as found:
+                duplicate = await found.fetchone() is not None
+        return DepositOutcome.DUPLICATE if duplicate else DepositOutcome.MAILBOX_FULL
 
     async def list_messages(
         self, recipient_hash: str, *, now: int, limit: int
@@ -158,7 +165,7 @@ class SQLiteBackend(StoreBackend):
         if not message_ids:
             return 0
         marks = ", ".join("?" * len(message_ids))
-        async with self._transaction("delete messages") as db:
+        async with self._statement("delete messages") as db:
             cursor = await db.execute(
                 f"DELETE FROM messages WHERE recipient_hash = ? AND message_id IN ({marks})",  # noqa: S608
                 (recipient_hash, *message_ids),
@@ -173,7 +180,7 @@ class SQLiteBackend(StoreBackend):
             return removed
 
     async def spend_nonce(self, nonce: bytes, expires_at: int) -> bool:
-        async with self._transaction("spend a nonce") as db:
+        async with self._statement("spend a nonce") as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?, ?)",
                 (nonce, expires_at),
@@ -191,7 +198,7 @@ class SQLiteBackend(StoreBackend):
     async def put_device_list(
         self, user_id: str, sequence: int, signed: bytes, *, expected_sequence: int | None
     ) -> bool:
-        async with self._transaction("store a device list") as db:
+        async with self._statement("store a device list") as db:
             if expected_sequence is None:
                 cursor = await db.execute(
                     "INSERT OR IGNORE INTO device_lists (user_id, sequence, signed)"
