@@ -4,7 +4,7 @@
 relay protocol") over WebSocket and TCP, with ``/health`` and ``/metrics``;
 :class:`RelayServerConfig` holds its settings. Several processes share one
 Redis to reach each other's devices. ``omega serve relay`` runs it
-(docs/servers-relay.md).
+(docs/servers.md, "Relay").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scale-out: relay processes reach each other's devices through Redis (docs/servers-relay.md).
+"""Scale-out: relay processes reach each other's devices through Redis (docs/servers.md, "Relay").
 
 Each process is a *node* with a random id and a pub/sub channel
 ``{prefix}:node:{node id}``. It advertises every device listening on it in

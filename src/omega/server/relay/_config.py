@@ -33,7 +33,7 @@ def _positive(value: object, name: str) -> None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayServerConfig:
-    """Settings of one relay server process (docs/servers-relay.md lists them with defaults)."""
+    """Settings of one relay server process (docs/servers.md, "Relay" lists them with defaults)."""
 
     relay_id: str = "omega-relay"
     """Name of the deployment, signed into every registration; the same on every process."""

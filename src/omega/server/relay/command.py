@@ -1,4 +1,4 @@
-"""``omega serve relay``: run a relay server (docs/servers-relay.md).
+"""``omega serve relay``: run a relay server (docs/servers.md, "Relay").
 
 Settings come, each overriding the one before, from the defaults of
 :class:`~omega.server.relay.RelayServerConfig`, the ``[relay]`` table of the
