@@ -79,6 +79,8 @@ class Core:
         self.device_list_arrived: dict[str, anyio.Event] = {}
         self._verified_lists: dict[str, VerifiedDeviceList] = {}
         self.outbox_wakeup = anyio.Event()
+        self.outbox_busy: set[bytes] = set()
+        """Devices the outbox is delivering to right now; it rescans when each is done."""
         self._subscribers: list[_Subscriber] = []
         self._handlers: list[tuple[type[Event], EventHandler]] = []
 
@@ -297,7 +299,8 @@ class Core:
         async with self.db.transaction() as tx:
             if history is not None:
                 await tx.add_message(history)
-            for device_key in dict.fromkeys(targets):
+            targets = list(dict.fromkeys(targets))
+            for device_key in targets:
                 await tx.add_outbox(
                     OutboxEntry(
                         message_id=message_id,
@@ -310,7 +313,8 @@ class Core:
                         ephemeral=ephemeral,
                     )
                 )
-        self.outbox_wakeup.set()
+        if any(device_key not in self.outbox_busy for device_key in targets):
+            self.outbox_wakeup.set()  # else the busy device's batch rescans when it is done
         return message_id
 
     def addresses_hint(self, user_id: str) -> tuple[Address, ...]:

@@ -55,7 +55,7 @@ class Outbox:
     def __init__(self, core: Core, links: Links) -> None:
         self._core = core
         self._links = links
-        self._busy: set[bytes] = set()
+        self._busy = core.outbox_busy
         self._limiter = anyio.CapacityLimiter(core.config.max_parallel_devices)
         self.bundle_waiters: dict[bytes, list[tuple[anyio.Event, list[VerifiedPrekeyBundle]]]] = {}
 
