@@ -58,32 +58,58 @@ async def test_forged_sender_is_refused() -> None:
 
 
 async def test_tampered_envelope_is_refused() -> None:
-    world = World()
-    async with pair(world) as (alice, bob):
-        honest = seal_envelope(
-            alice.identity.device,
-            message_id="m-1",
-            sender_id=alice.user_id,
-            recipient_id=bob.user_id,
-            recipient_device_key=bob.identity.device.device_key,
-            timestamp=5,
-            encryption=EncryptionKind.RATCHET,
-            encrypted_content=b"\x0a\x00",
-        )
-        honest.timestamp = 6  # changed after signing
+    # A real envelope of Alice's, with its clear timestamp changed, over a direct
+    # connection: the timestamp bound inside the ciphertext gives it away, and
+    # the rolled-back decryption leaves Bob's prekeys for Alice's next message.
+    world = World(store=MemoryStoreServer())
+    alice_id, bob_id = world.identity("Alice"), world.identity("Bob")
+    from omega.mailbox._auth import recipient_hash
+    from omega.storage.memory import MemoryKeyStore
+    from omega.storage.message_memory import MemoryMessageStore
+
+    alice_keys, bob_keys, bob_db = MemoryKeyStore(), MemoryKeyStore(), MemoryMessageStore()
+    async with world.client(bob_id, key_store=bob_keys, message_store=bob_db, listen=False):
+        pass  # publishes Bob's keys
+    async with world.client(alice_id, key_store=alice_keys, listen=False) as alice:
+        await alice.add_contact(f"omega://{bob_id.user_id}")
+        sent = await alice.send_text(bob_id.user_id, "tampered")
+        with anyio.fail_after(10):
+            while not await _stored(world, bob_id):
+                await anyio.sleep(0.02)
+    [(stored_id, payload)] = await _stored(world, bob_id)
+    assert world.store is not None
+    await world.store.service.backend.delete_messages(
+        recipient_hash(bob_id.device.device_key), [stored_id]
+    )
+    honest = decode_message(Frame, payload).message
+    assert honest is not None
+    assert honest.message_id == sent.message_id
+    tampered = dataclasses.replace(honest, timestamp=honest.timestamp + 1)
+    async with (
+        world.client(bob_id, key_store=bob_keys, message_store=bob_db) as bob,
+        # A fresh message store: no outbox that would resend the honest envelope.
+        world.client(alice_id, key_store=alice_keys, listen=False) as alice,
+    ):
+        await alice.add_contact(str(bob.contact_uri), addresses=bob.addresses)
         connection = await alice._core.manager.connect(bob.user_id, bob.addresses)
         async with anyio.create_task_group() as group:
-            group.start_soon(_expect_refusal, bob, "m-1")
+            group.start_soon(_expect_refusal, bob, sent.message_id)
             await anyio.sleep(0.05)
-            await connection.send(Frame(message=honest))
+            await connection.send(Frame(message=tampered))
         # Bob keeps working for Alice afterwards.
         await alice.send_text(bob.user_id, "still fine")
         event = await bob.wait_for(of_type(MessageReceived), timeout=10)
         assert isinstance(event, MessageReceived)
+        assert event.content.text is not None
+        assert event.content.text.text == "still fine"
+        assert [m.text for m in await bob.history(alice.user_id)] == ["still fine"]
 
 
 async def _expect_refusal(client, message_id: str) -> None:  # type: ignore[no-untyped-def]
-    await client.wait_for(of_type(MessageRefused, message_id=message_id), timeout=10)
+    event = await client.wait_for(of_type(MessageRefused, message_id=message_id), timeout=10)
+    assert isinstance(event, MessageRefused)
+    assert event.code == "invalid_envelope"
+    assert "bound inside its encrypted content" in event.reason
 
 
 async def test_replayed_envelope_is_not_delivered_twice() -> None:
