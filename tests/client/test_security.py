@@ -282,3 +282,38 @@ async def test_envelope_tampered_by_the_store_is_refused(
         history = await bob.history(alice_id.user_id)
         assert sorted(m.message_id for m in history) == sorted([first, third])
         assert {m.text for m in history} == {"one", "three"}
+
+
+async def test_a_receipt_through_the_store_is_not_answered_with_a_receipt() -> None:
+    # A delivery receipt for a receipt would be answered in turn, forever.
+    from omega.mailbox.backend import DepositOutcome, StoredMessage
+    from omega.mailbox.memory import MemoryBackend
+    from omega.storage.message_base import DeliveryState as State
+
+    class CountingBackend(MemoryBackend):
+        deposits = 0
+
+        async def insert_message(
+            self, message: StoredMessage, *, max_messages: int, max_bytes: int
+        ) -> DepositOutcome:
+            CountingBackend.deposits += 1
+            return await super().insert_message(
+                message, max_messages=max_messages, max_bytes=max_bytes
+            )
+
+    world = World(store=MemoryStoreServer(backend=CountingBackend()))
+    alice_id, bob_id = world.identity("Alice"), world.identity("Bob")
+    async with (
+        world.client(bob_id, listen=False) as bob,
+        world.client(alice_id, listen=False) as alice,
+    ):
+        await alice.add_contact(f"omega://{bob_id.user_id}")
+        await bob.add_contact(f"omega://{alice_id.user_id}")
+        await alice.send_text(bob_id.user_id, "hi")
+        with anyio.fail_after(10):
+            while (await alice.history(bob_id.user_id))[0].state is not State.DELIVERED:
+                await anyio.sleep(0.02)
+        await anyio.sleep(0.5)  # a few mailbox polls of both clients
+        assert CountingBackend.deposits == 2  # the message and Bob's receipt
+        assert not await _stored(world, alice_id)
+        assert not await _stored(world, bob_id)
