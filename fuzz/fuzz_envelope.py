@@ -2,15 +2,18 @@
 
 Run: ``python fuzz/fuzz_envelope.py -max_total_time=60`` (needs atheris,
 ``pip install -e '.[fuzz]'``). The first input byte picks how the rest is
-used: as a ``Frame`` as is, or XOR-ed onto a valid frame (a signed envelope
-whose ``encrypted_content`` holds an encoded ``MessageContent``, or a signed
-session reset request) so the fuzzer reaches the signature and content
-checks. A frame's message goes through ``verify_envelope`` (for the fixed
-recipient device and for the device it names) and its ``encrypted_content``
-through ``decode_content``; a frame's reset request goes through
-``verify_reset_request``. Crashes: anything but an OmegaError escaping, an
-accepted envelope that does not verify the same after a re-encode or names
-an unknown encryption kind, accepted content without exactly one kind.
+used: as a ``Frame`` as is, or XOR-ed onto a valid frame (an envelope whose
+``encrypted_content`` holds an encoded ``MessageContent`` bound to it, standing
+in for what decryption returns, or a signed session reset request) so the
+fuzzer reaches the content and binding checks. A frame's message goes through
+``verify_envelope`` (for the fixed recipient device and for the device it
+names), its ``encrypted_content`` through ``decode_content``, and the content
+of an accepted envelope through ``check_binding``; a frame's reset request
+goes through ``verify_reset_request``. Crashes: anything but an OmegaError
+escaping, an accepted envelope that does not verify the same after a
+re-encode or names an unknown encryption kind, accepted content without
+exactly one kind, a binding accepted although a bound field differs from
+the envelope's (or refused although none does).
 """
 
 from __future__ import annotations
@@ -36,7 +39,13 @@ from omega.protocol import (
     encode_message,
 )
 from omega.session.content import CONTENT_KINDS, content_kind, decode_content, searchable_text
-from omega.session.envelope import seal_envelope, verify_envelope
+from omega.session.envelope import (
+    EnvelopeInfo,
+    bind_content,
+    check_binding,
+    seal_envelope,
+    verify_envelope,
+)
 from omega.session.reset import sign_reset_request, verify_reset_request
 from omega.testing.random import SeededRandom as _SeededRandom
 
@@ -53,7 +62,14 @@ def _device(identity_seed: int, device_seed: int) -> tuple[IdentityKeyPair, Loca
 
 ALICE_IDENTITY, ALICE = _device(31, 32)
 BOB_IDENTITY, BOB = _device(41, 42)
-CONTENT = encode_message(MessageContent(text=TextContent(text="hello"), reply_to="m-0"))
+CONTENT = encode_message(
+    bind_content(
+        MessageContent(text=TextContent(text="hello"), reply_to="m-0"),
+        message_id="m-1",
+        timestamp=NOW,
+        conversation_id=BOB_IDENTITY.user_id,
+    )
+)
 ENVELOPE_FRAME = encode_message(
     Frame(
         message=seal_envelope(
@@ -93,6 +109,7 @@ def _envelope(message: Message) -> None:
     local_keys = [BOB.device_key]
     if message.recipient_device_key != BOB.device_key:
         local_keys.append(message.recipient_device_key)
+    accepted: list[EnvelopeInfo] = []
     for local_device_key in local_keys:
         try:
             info = verify_envelope(message, local_device_key=local_device_key)
@@ -103,6 +120,7 @@ def _envelope(message: Message) -> None:
         again = decode_message(Message, encode_message(message))
         if verify_envelope(again, local_device_key=local_device_key) != info:
             raise AssertionError("an accepted envelope verifies differently after a re-encode")
+        accepted.append(info)
     try:
         content = decode_content(message.encrypted_content)
     except OmegaError:
@@ -110,6 +128,24 @@ def _envelope(message: Message) -> None:
     if content_kind(content) not in CONTENT_KINDS:
         raise AssertionError(f"accepted content without exactly one kind: {content!r}")
     searchable_text(content)
+    for info in accepted:
+        _binding(info, content)
+
+
+def _binding(info: EnvelopeInfo, content: MessageContent) -> None:
+    matches = (content.message_id, content.timestamp, content.conversation_id) == (
+        info.message_id,
+        info.timestamp,
+        info.recipient_id,
+    )
+    try:
+        check_binding(info, content)
+    except OmegaError:
+        if matches:
+            raise AssertionError(f"refused a binding that matches: {info!r}") from None
+        return
+    if not matches:
+        raise AssertionError(f"accepted a binding that differs: {info!r} {content!r}")
 
 
 def _reset(signed: SignedSessionResetRequest) -> None:

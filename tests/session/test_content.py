@@ -98,12 +98,12 @@ def accepted(content: MessageContent) -> MessageContent:
     return decoded
 
 
-def refused(content: MessageContent, match: str) -> None:
-    """Both directions refuse ``content`` with a message matching ``match``."""
+def refused(content: MessageContent, match: str, *, decode_match: str | None = None) -> None:
+    """Both directions refuse ``content``: messages matching ``match`` (or ``decode_match``)."""
     with pytest.raises(ConfigurationError, match=match) as caught:
         encode_content(content)
     assert not isinstance(caught.value, MessageTooLargeError)
-    with pytest.raises(MessageDecodeError, match=match):
+    with pytest.raises(MessageDecodeError, match=match if decode_match is None else decode_match):
         decode_content(encode_message(content))
 
 
@@ -154,9 +154,10 @@ def test_content_without_a_kind_is_refused() -> None:
 
 def test_content_naming_two_kinds_on_the_wire_is_refused() -> None:
     # betterproto2 keeps both members of the oneof (protobuf would keep the
-    # last); asking it which one is set raises RuntimeError. Refused instead.
+    # last); asking it which one is set raises RuntimeError. The strict decoder
+    # refuses it instead.
     data = encode_message(SAMPLES["text"]()) + encode_message(SAMPLES["typing"]())
-    with pytest.raises(MessageDecodeError, match="several kinds"):
+    with pytest.raises(MessageDecodeError, match="two members of its oneof 'content'"):
         decode_content(data)
 
 
@@ -164,7 +165,11 @@ def test_content_naming_two_kinds_is_refused_and_has_no_kind() -> None:
     content = MessageContent(text=TextContent(text="a"), typing=TypingContent(typing=True))
     assert content_kind(content) == ""
     assert searchable_text(content) == ""
-    refused(content, r"several kinds: \['text', 'typing'\]")
+    refused(
+        content,
+        r"several kinds: \['text', 'typing'\]",
+        decode_match="two members of its oneof 'content': text and typing",
+    )
 
 
 # -- reply_to ------------------------------------------------------------------------

@@ -139,7 +139,7 @@ class Inbound:
             # A fresh message is acknowledged as soon as it is committed, before the
             # application hears of it (it may close the client from its handler).
             outcome = await self.receive_envelope(
-                body, connection=connection, on_committed=acknowledge
+                body, connection=connection, on_committed=lambda _entry: acknowledge()
             )
             if outcome is Receipt.DUPLICATE:
                 await acknowledge()
@@ -200,8 +200,18 @@ class Inbound:
             return True
         kind, body = betterproto2.which_one_of(frame, "body")
         if kind == "message" and isinstance(body, Message):
-            outcome = await self.receive_envelope(body, connection=None)
-            if outcome is Receipt.ACCEPTED and body.sender_id.lower() != self._core.user_id:
+            committed: list[InboxEntry] = []
+
+            async def remember(entry: InboxEntry) -> None:
+                committed.append(entry)
+
+            outcome = await self.receive_envelope(body, connection=None, on_committed=remember)
+            if (
+                outcome is Receipt.ACCEPTED
+                and body.sender_id.lower() != self._core.user_id
+                and not any(_is_receipt(entry) for entry in committed)
+            ):
+                # Not for a receipt: that would be answered in turn, forever.
                 await self._send_delivery_receipt(body)
             return outcome is not Receipt.RETRY
         if kind == "session_reset" and isinstance(body, SignedSessionResetRequest):
@@ -236,11 +246,11 @@ class Inbound:
         message: Message,
         *,
         connection: PeerConnection | None,
-        on_committed: Callable[[], Awaitable[None]] | None = None,
+        on_committed: Callable[[InboxEntry], Awaitable[None]] | None = None,
     ) -> Receipt:
         """Verify, decrypt and commit one envelope to the inbox, then apply it.
 
-        ``on_committed`` runs once a fresh message is durably in the inbox and
+        ``on_committed`` runs with the inbox entry once a fresh message is durably there and
         before it is applied and reported (the direct path acknowledges there).
         """
         core = self._core
@@ -282,7 +292,7 @@ class Inbound:
         if fresh is None:
             return Receipt.DUPLICATE
         if on_committed is not None:
-            await on_committed()
+            await on_committed(fresh)
         await self._apply_and_remove(fresh, defer_removal=True)
         return Receipt.ACCEPTED
 
@@ -646,6 +656,12 @@ class Inbound:
                 deleted_by=sender_id,
             )
         ]
+
+
+def _is_receipt(entry: InboxEntry) -> bool:
+    """True when the decrypted content of ``entry`` is a receipt."""
+    content = decode_message(Message, entry.plaintext).encrypted_content
+    return content_kind(decode_content(content)) == "receipt"
 
 
 def _receipt(kind: ReceiptType, message_ids: list[str], now: int) -> ReceiptContent:
