@@ -25,14 +25,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """One .proto file and the single module it is flattened into."""
 
     proto_file: Path
