@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from grpclib.client import Channel
@@ -12,6 +19,7 @@ from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
+from omega.cli import build_parser
 from omega.crypto import Identity, LocalDevice
 from omega.errors import (
     AuthenticationFailedError,
@@ -29,6 +37,7 @@ from omega.mailbox._grpc_wire import ErrorDetailsCodec, StrictCodec, error_from_
 from omega.mailbox.grpc import GrpcStoreClient, GrpcStoreClientConfig
 from omega.mailbox.http import StoreClient
 from omega.server.store.app import create_app
+from omega.server.store.command import load_settings
 from omega.server.store.grpc import create_grpc_server, listening_socket
 from omega.testing.clock import ManualClock
 from omega.testing.mailbox import check_key_directory, check_mailbox
@@ -391,3 +400,61 @@ def test_without_grpclib_the_client_names_the_extra(monkeypatch: pytest.MonkeyPa
     monkeypatch.setitem(sys.modules, "grpclib", None)
     with pytest.raises(ConfigurationError, match=r"omega-p2p\[grpc\]"):
         GrpcStoreClient("127.0.0.1", 1)
+
+
+def test_grpc_port_settings(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["serve", "store", "--grpc-port", "9001"])
+    assert args.grpc_port == 9001
+    config = tmp_path / "store.toml"
+    config.write_text("[store]\ngrpc_port = 9002\n")
+    assert load_settings(str(config), {}, {}).grpc_port == 9002
+    assert load_settings(str(config), {"OMEGA_STORE_GRPC_PORT": "0"}, {}).grpc_port == 0
+    assert load_settings(None, {}, {}).grpc_port is None
+    with pytest.raises(ConfigurationError, match="grpc_port"):
+        load_settings(None, {"OMEGA_STORE_GRPC_PORT": "70000"}, {})
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_omega_serve_store_serves_grpc_beside_http(tmp_path: Path) -> None:
+    http_port, grpc_port = _free_port(), _free_port()
+    code = "import sys; from omega.cli import main; sys.exit(main())"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "--data-dir", str(tmp_path), "serve", "store"],
+        env={
+            **os.environ,
+            "OMEGA_STORE_PORT": str(http_port),
+            "OMEGA_STORE_GRPC_PORT": str(grpc_port),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    device = _device()
+    try:
+        async with _client(grpc_port) as grpc, StoreClient(f"http://127.0.0.1:{http_port}") as http:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if await grpc.health() and await http.health():
+                        break
+                except ServerUnavailableError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise
+                    await anyio.sleep(0.05)
+            assert await grpc.deposit(device.device_key, "over-grpc", b"hello")
+            assert [e.payload for e in await http.fetch(device)] == [b"hello"]
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert f"gRPC listening on 127.0.0.1:{grpc_port}" in stdout
+    assert "event=store_grpc_closed" in stderr
+    assert "event=store_closed" in stderr
