@@ -87,17 +87,6 @@ class _Raw:
         )
         self.stub = pb.StoreStub(self.channel, timeout=5)
 
-    async def call(self, method: str, request: object, response_type: type) -> object:
-        async with self.channel.request(
-            f"/omega.store.v1.Store/{method}",
-            Cardinality.UNARY_UNARY,
-            type(request),
-            response_type,
-            timeout=5,
-        ) as stream:
-            await stream.send_message(request, end=True)
-            return await stream.recv_message()
-
     def close(self) -> None:
         self.channel.close()
 
