@@ -38,7 +38,7 @@ from omega.mailbox.grpc import GrpcStoreClient, GrpcStoreClientConfig
 from omega.mailbox.http import StoreClient
 from omega.server.store.app import create_app
 from omega.server.store.command import load_settings
-from omega.server.store.grpc import create_grpc_server, listening_socket
+from omega.server.store.grpc import FETCH_RESPONSE_BUDGET, create_grpc_server, listening_socket
 from omega.testing.clock import ManualClock
 from omega.testing.mailbox import check_key_directory, check_mailbox
 
@@ -447,3 +447,28 @@ async def test_omega_serve_store_serves_grpc_beside_http(tmp_path: Path) -> None
     assert f"gRPC listening on 127.0.0.1:{grpc_port}" in stdout
     assert "event=store_grpc_closed" in stderr
     assert "event=store_closed" in stderr
+
+
+async def test_a_fetch_answer_stays_within_its_byte_budget() -> None:
+    mib = 1024 * 1024
+    config = StoreConfig(
+        request_burst=100_000,
+        max_payload_bytes=mib,
+        bytes_burst=16 * mib,
+        max_bytes_per_recipient=16 * mib,
+    )
+    service = StoreService(MemoryBackend(), config=config)
+    server, port = await _serve(service)
+    device = _device()
+    try:
+        async with _client(port) as client:
+            for index in range(6):
+                await client.deposit(device.device_key, f"m-{index}", bytes([index]) * mib)
+            first = await client.fetch(device, limit=10)
+            assert len(first) == FETCH_RESPONSE_BUDGET // mib == 4
+            assert await client.acknowledge(device, [e.message_id for e in first]) == 4
+            rest = await client.fetch(device, limit=10)
+            assert [e.payload[0] for e in rest] == [4, 5]
+    finally:
+        server.close()
+        await server.wait_closed()

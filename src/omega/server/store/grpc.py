@@ -39,7 +39,13 @@ from omega.mailbox._auth import AuthProof
 from omega.mailbox._generated import store_service as pb
 from omega.mailbox._grpc_wire import ErrorDetailsCodec, StrictCodec, grpc_error_for
 
-__all__ = ["SERVICE_NAME", "StoreServicer", "create_grpc_server", "listening_socket"]
+__all__ = [
+    "FETCH_RESPONSE_BUDGET",
+    "SERVICE_NAME",
+    "StoreServicer",
+    "create_grpc_server",
+    "listening_socket",
+]
 
 SERVICE_NAME = "omega.store.v1.Store"
 """The fully qualified gRPC service name."""
@@ -48,6 +54,9 @@ _log = logging.getLogger("omega.server.store")
 _source: contextvars.ContextVar[str] = contextvars.ContextVar("omega_grpc_source")
 _PREFIX_SIZE = 5
 _SMALL_REQUEST = 4096
+FETCH_RESPONSE_BUDGET = 4 * 1024 * 1024
+"""A ``Fetch`` answer stops adding messages once their payloads pass this many bytes
+(it always holds at least one): responses stay small, whatever ``limit`` asks."""
 
 
 def _proof(auth: pb.Auth | None) -> AuthProof:
@@ -161,18 +170,21 @@ class StoreServicer(pb.StoreBase):
     async def fetch(self, message: pb.FetchRequest) -> pb.FetchResponse:
         """The authenticated device's waiting messages."""
         proof = _proof(message.auth)
-        messages = await self.service.fetch(proof, limit=message.limit or 100)
-        return pb.FetchResponse(
-            messages=[
+        answer = pb.FetchResponse()
+        size = 0
+        for stored in await self.service.fetch(proof, limit=message.limit or 100):
+            size += len(stored.payload)
+            if answer.messages and size > FETCH_RESPONSE_BUDGET:
+                break
+            answer.messages.append(
                 pb.StoredMessage(
                     message_id=stored.message_id,
                     payload=stored.payload,
                     deposited_at=stored.deposited_at,
                     expires_at=stored.expires_at,
                 )
-                for stored in messages
-            ]
-        )
+            )
+        return answer
 
     async def acknowledge(self, message: pb.AcknowledgeRequest) -> pb.AcknowledgeResponse:
         """Delete delivered messages."""
