@@ -33,7 +33,13 @@ from omega.errors import (
 )
 from omega.mailbox import MemoryBackend, StoreConfig, StoreService, auth_message, recipient_hash
 from omega.mailbox._generated import store_service as pb
-from omega.mailbox._grpc_wire import ErrorDetailsCodec, StrictCodec, error_from_grpc
+from omega.mailbox._grpc_wire import (
+    ErrorDetailsCodec,
+    StrictCodec,
+    error_from_grpc,
+    grpc_error_for,
+    grpc_status_for,
+)
 from omega.mailbox.grpc import GrpcStoreClient, GrpcStoreClientConfig
 from omega.mailbox.http import StoreClient
 from omega.server.store.app import create_app
@@ -472,3 +478,45 @@ async def test_a_fetch_answer_stays_within_its_byte_budget() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_call_without_a_request_message_is_invalid(
+    served: tuple[int, StoreService],
+) -> None:
+    port, _ = served
+    channel = Channel("127.0.0.1", port, codec=StrictCodec(max_size=1 << 16))
+    try:
+        async with channel.request(
+            "/omega.store.v1.Store/Health",
+            Cardinality.STREAM_UNARY,  # lets the client end its stream without a message
+            pb.HealthRequest,
+            pb.HealthResponse,
+            timeout=5,
+        ) as stream:
+            await stream.send_request(end=True)
+            with pytest.raises(GRPCError) as caught:
+                await stream.recv_message()
+        assert caught.value.status is Status.INVALID_ARGUMENT
+    finally:
+        channel.close()
+
+
+def test_every_rejection_has_its_status() -> None:
+    cases = {
+        Status.PERMISSION_DENIED: RequestRejectedError("x", reason="forbidden"),
+        Status.FAILED_PRECONDITION: RequestRejectedError("x", reason="stale_device_list"),
+        Status.INVALID_ARGUMENT: RequestRejectedError("x", reason="invalid_recipient"),
+        Status.RESOURCE_EXHAUSTED: RateLimitedError("x"),
+        Status.UNAUTHENTICATED: AuthenticationFailedError("x"),
+        Status.UNAVAILABLE: StorageError("x"),
+    }
+    for status, error in cases.items():
+        assert grpc_status_for(error) is status
+        back = error_from_grpc(grpc_error_for(error))
+        if isinstance(error, RequestRejectedError):
+            assert type(back) is type(error)
+            assert back.reason == error.reason
+        else:
+            assert isinstance(back, ServerUnavailableError)
+    with pytest.raises(TypeError):
+        StrictCodec(max_size=10).encode(pb.HealthRequest(), pb.HealthResponse)
