@@ -168,11 +168,11 @@ async def main_async(operations: int, callers: int) -> dict[str, Any]:
 def main() -> None:
     """Parse the arguments, run, print the figures and one JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1000 operations per row")
+    parser.add_argument("--quick", action="store_true", help="600 operations per row")
     parser.add_argument("--operations", type=int, default=5000)
     parser.add_argument("--callers", type=int, default=50)
     args = parser.parse_args()
-    operations = 1000 if args.quick else args.operations
+    operations = 600 if args.quick else args.operations
     figures = anyio.run(main_async, operations, args.callers)
     print(json.dumps(figures))
 
