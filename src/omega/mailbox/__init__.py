@@ -3,6 +3,8 @@
 * :mod:`omega.mailbox.base`: the :class:`Mailbox` and :class:`KeyDirectory` interfaces.
 * :mod:`omega.mailbox.memory`: :class:`MemoryStoreServer`, an in-process server.
 * :mod:`omega.mailbox.http`: :class:`StoreClient`, a client of ``omega serve store``.
+* :mod:`omega.mailbox.grpc`: :class:`GrpcStoreClient`, the same over gRPC (needs grpclib,
+  so it is not imported here).
 * :mod:`omega.mailbox.service`: :class:`StoreService`, the one service layer every API uses,
   over a :class:`StoreBackend` (:mod:`omega.mailbox.backend`).
 """

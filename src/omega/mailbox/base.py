@@ -3,7 +3,8 @@
 A store server keeps ciphertext for devices that are offline
 (store-and-forward) and publishes the keys others need to start sessions
 with them. Implementations: :class:`omega.mailbox.memory.MemoryStoreServer`
-(in process) and :class:`omega.mailbox.http.StoreClient` (over HTTP); both
+(in process), :class:`omega.mailbox.http.StoreClient` (over HTTP) and
+:class:`omega.mailbox.grpc.GrpcStoreClient` (over gRPC); all
 pass :func:`omega.testing.mailbox.check_mailbox` and
 :func:`omega.testing.mailbox.check_key_directory`.
 """

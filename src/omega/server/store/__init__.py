@@ -8,6 +8,8 @@ backends and the APIs:
 * :class:`RedisNotifier`, :class:`RedisNonceBackend` (:mod:`~omega.server.store.hotpath`).
 * :class:`ShardedBackend` (:mod:`~omega.server.store.sharding`): consistent hashing.
 * :func:`create_app` (:mod:`~omega.server.store.app`): the HTTP API (Starlette).
+* :func:`create_grpc_server`, :class:`StoreServicer` (:mod:`~omega.server.store.grpc`):
+  the gRPC API (grpclib).
 * :mod:`~omega.server.store.command`: ``omega serve store``.
 
 The backend interface is :class:`omega.mailbox.backend.StoreBackend` (its
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from omega.mailbox.backend import StoreBackend
     from omega.server.store.app import create_app
+    from omega.server.store.grpc import StoreServicer, create_grpc_server
     from omega.server.store.hotpath import RedisNonceBackend, RedisNotifier
     from omega.server.store.postgres import PostgresBackend
     from omega.server.store.sharding import ShardedBackend
@@ -36,7 +39,9 @@ __all__ = [
     "SQLiteBackend",
     "ShardedBackend",
     "StoreBackend",
+    "StoreServicer",
     "create_app",
+    "create_grpc_server",
 ]
 
 _WHERE = {
@@ -46,7 +51,9 @@ _WHERE = {
     "SQLiteBackend": "omega.server.store.sqlite",
     "ShardedBackend": "omega.server.store.sharding",
     "StoreBackend": "omega.mailbox.backend",
+    "StoreServicer": "omega.server.store.grpc",
     "create_app": "omega.server.store.app",
+    "create_grpc_server": "omega.server.store.grpc",
 }
 
 

@@ -73,6 +73,28 @@ async def _notifier(settings: StoreServerSettings) -> AsyncIterator[Notifier | N
         yield notifier
 
 
+@asynccontextmanager
+async def _grpc_server(
+    service: StoreService, settings: StoreServerSettings, out: TextIO
+) -> AsyncIterator[None]:
+    """The gRPC API beside the HTTP one, on the same service; closed after HTTP stops."""
+    from omega.server.store.grpc import create_grpc_server, listening_socket
+
+    assert settings.grpc_port is not None
+    sock = listening_socket(settings.host, settings.grpc_port)
+    port = sock.getsockname()[1]
+    server = create_grpc_server(service)
+    await server.start(sock=sock)
+    _log.info("event=store_grpc_listening host=%s port=%d", settings.host, port)
+    print(f"omega-store gRPC listening on {settings.host}:{port}", file=out)
+    try:
+        yield
+    finally:
+        server.close()
+        await server.wait_closed()
+        _log.info("event=store_grpc_closed")
+
+
 async def serve(settings: StoreServerSettings, secret: bytes | None, out: TextIO) -> None:
     """Serve until asked to stop, then close everything."""
     config = StoreConfig(
@@ -109,6 +131,8 @@ async def serve(settings: StoreServerSettings, secret: bytes | None, out: TextIO
             bool(settings.redis_url),
         )
         print(f"omega-store listening on http://{settings.host}:{settings.port}", file=out)
+        if settings.grpc_port is not None:
+            await stack.enter_async_context(_grpc_server(service, settings, out))
         out.flush()
         await server.serve()
     _log.info("event=store_closed")

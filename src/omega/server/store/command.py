@@ -28,7 +28,7 @@ from omega.errors import ConfigurationError
 
 __all__ = ["HELP", "StoreServerSettings", "configure", "load_settings", "run"]
 
-HELP = "store-and-forward mailboxes and key directory (HTTP API; SQLite or PostgreSQL)"
+HELP = "store-and-forward mailboxes and key directory (HTTP and gRPC APIs; SQLite or PostgreSQL)"
 
 ENV_PREFIX = "OMEGA_STORE_"
 
@@ -41,6 +41,8 @@ class StoreServerSettings:
     """Address to listen on (keep loopback behind nginx)."""
     port: int = 8470
     """TCP port."""
+    grpc_port: int | None = None
+    """TCP port of the gRPC API on the same host (None: no gRPC; 0: any free port)."""
     backend: str = "sqlite"
     """``sqlite`` or ``postgres``."""
     sqlite_path: str = ""
@@ -83,6 +85,8 @@ class StoreServerSettings:
             raise ConfigurationError("backend postgres needs postgres_dsn or postgres_shards")
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be in 0..65535, got {self.port}")
+        if self.grpc_port is not None and not 0 <= self.grpc_port <= 65535:
+            raise ConfigurationError(f"grpc_port must be in 0..65535, got {self.grpc_port}")
         if self.log_level not in {"debug", "info", "warning", "error"}:
             raise ConfigurationError(f"unknown log_level {self.log_level!r}")
 
@@ -93,7 +97,7 @@ _FIELDS = {f.name: f for f in fields(StoreServerSettings)}
 def _coerce(name: str, value: Any) -> Any:
     kind = str(_FIELDS[name].type)
     try:
-        if kind == "int":
+        if kind in {"int", "int | None"}:
             return int(value)
         if kind == "float":
             return float(value)
@@ -143,6 +147,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML settings file ([store] table)")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8470)")
+    parser.add_argument("--grpc-port", type=int, help="also serve the gRPC API on this port")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], help="storage backend")
     parser.add_argument("--sqlite-path", help="SQLite file (default DATA_DIR/store.db)")
     parser.add_argument("--postgres-dsn", help="PostgreSQL DSN")
@@ -193,7 +198,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     """Serve until SIGINT or SIGTERM; 0 after a graceful shutdown."""
     overrides = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "backend", "sqlite_path", "postgres_dsn", "redis_url")
+        for name in (
+            "host",
+            "port",
+            "grpc_port",
+            "backend",
+            "sqlite_path",
+            "postgres_dsn",
+            "redis_url",
+        )
     }
     overrides["log_level"] = getattr(args, "log_level", None)
     settings = load_settings(getattr(args, "config", None), os.environ, overrides)
@@ -203,6 +216,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         import anyio
         import uvicorn
 
+        if settings.grpc_port is not None:
+            import grpclib  # noqa: F401
         from omega.server.store._serve import serve
     except ImportError as exc:
         raise ConfigurationError(
