@@ -40,6 +40,9 @@ TARGETS = (
     proto.SignedPeerRecord,
     proto.DhtRecord,
     proto.RelayFrame,
+    proto.GroupOperation,
+    proto.SignedGroupOperation,
+    proto.GroupOperationBatch,
 )
 
 
