@@ -118,6 +118,9 @@ class Permissions:
             message.edit_info,
             message.remove_members,
         ]
+        known = {int(level) for level in PermissionLevel}
+        if any(int(level) not in known for level in levels):
+            raise ValueError("unknown permission level")
         return cls(*(PermissionLevel(int(level)) for level in levels))
 
 
@@ -306,10 +309,9 @@ def _verify_change(
     if kind in (OperationKind.ADD_MEMBER, OperationKind.REMOVE_MEMBER, OperationKind.SET_ROLE):
         fields["target_id"] = _canonical_user_id(change.user_id, "the target")
     if kind is OperationKind.SET_ROLE:
-        try:
-            fields["role"] = MemberRole(int(change.role))
-        except ValueError as exc:
-            raise _refuse("role", "unknown member role") from exc
+        if int(change.role) not in {int(role) for role in MemberRole}:
+            raise _refuse("role", "unknown member role")
+        fields["role"] = MemberRole(int(change.role))
     elif kind is OperationKind.RENAME:
         fields["name"] = _check_name(change.name)
     elif kind is OperationKind.SET_AVATAR:
