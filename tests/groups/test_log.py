@@ -28,13 +28,15 @@ ADMIN, MEMBER, OWNER = MemberRole.ADMIN, MemberRole.MEMBER, MemberRole.OWNER
 
 
 def test_create_makes_the_author_the_only_owner() -> None:
-    log, operations = new_group()
+    log, _operations = new_group()
     state = log.state
-    assert dict((u, m.role) for u, m in state.members.items()) == {user(0): OWNER}
+    assert {u: m.role for u, m in state.members.items()} == {user(0): OWNER}
     assert (state.name, state.creator_id, state.max_members) == ("friends", user(0), 256)
-    assert state.heads == (log.genesis_id,) and state.epoch == 0
+    assert state.heads == (log.genesis_id,)
+    assert state.epoch == 0
     group = state.to_group()
-    assert group.group_id == log.group_id and group.members[0].role == OWNER
+    assert group.group_id == log.group_id
+    assert group.members[0].role == OWNER
     assert repr(log).startswith("GroupLog(")
 
 
@@ -45,8 +47,10 @@ def test_owner_adds_promotes_renames_and_removes() -> None:
     log.set_avatar(device(1), b"\x01" * 32, now=NOW)
     log.remove_member(device(1), user(2), now=NOW)
     state = log.state
-    assert state.name == "renamed" and state.avatar_hash == b"\x01" * 32
-    assert state.role_of(user(1)) is ADMIN and not state.is_member(user(2))
+    assert state.name == "renamed"
+    assert state.avatar_hash == b"\x01" * 32
+    assert state.role_of(user(1)) is ADMIN
+    assert not state.is_member(user(2))
     assert state.epoch == 1
 
 
@@ -82,11 +86,14 @@ def test_permissions_can_open_actions_to_everyone() -> None:
     log.set_permissions(device(0), Permissions(add_members=everyone, edit_info=everyone), now=NOW)
     log.add_member(device(1), user(2), now=NOW)
     log.rename(device(2), "ours", now=NOW)
-    assert log.state.name == "ours" and log.state.is_member(user(2))
-    assert log.state.may_send(user(2)) and not log.state.may_delete_for_everyone(user(2))
+    assert log.state.name == "ours"
+    assert log.state.is_member(user(2))
+    assert log.state.may_send(user(2))
+    assert not log.state.may_delete_for_everyone(user(2))
     only_owner = PermissionLevel.OWNER
     log.set_permissions(device(0), Permissions(send_messages=only_owner), now=NOW)
-    assert not log.state.may_send(user(1)) and log.state.may_send(user(0))
+    assert not log.state.may_send(user(1))
+    assert log.state.may_send(user(0))
 
 
 def test_self_demotion_and_leave() -> None:
@@ -94,7 +101,8 @@ def test_self_demotion_and_leave() -> None:
     log.set_role(device(0), user(1), OWNER, now=NOW)
     log.set_role(device(1), user(1), MEMBER, now=NOW)
     log.leave(device(1), now=NOW)
-    assert dict(log.state.members).keys() == {user(0)} and log.state.epoch == 1
+    assert dict(log.state.members).keys() == {user(0)}
+    assert log.state.epoch == 1
 
 
 def test_invalid_local_values_are_configuration_errors() -> None:
@@ -159,7 +167,7 @@ def test_replayed_operation_is_a_duplicate_and_changes_nothing() -> None:
 
 def test_a_second_genesis_and_another_groups_operations_are_refused() -> None:
     log, _ = new_group(2)
-    other, other_ops = new_group(2, seed=b"other")
+    _other, other_ops = new_group(2, seed=b"other")
     with pytest.raises(InvalidGroupOperationError, match="another group"):
         log.receive(other_ops[1])
     with pytest.raises(InvalidGroupOperationError):
@@ -173,17 +181,21 @@ def test_reordered_operations_wait_for_their_parents() -> None:
     log, operations = new_group(4)
     other = GroupLog(verify_operation(operations[0]))
     events = other.receive(operations[3])
-    assert isinstance(events[0], OperationPending) and other.pending_count == 1
+    assert isinstance(events[0], OperationPending)
+    assert other.pending_count == 1
     other.receive(operations[2])
     events = other.receive(operations[1])
     accepted = [e for e in events if isinstance(e, OperationAccepted)]
-    assert len(accepted) == 3 and isinstance(events[-1], GroupStateChanged)
-    assert events[-1].added == {user(1), user(2), user(3)} and not events[-1].removed
-    assert other.state == log.state and other.pending_count == 0
+    assert len(accepted) == 3
+    assert isinstance(events[-1], GroupStateChanged)
+    assert events[-1].added == {user(1), user(2), user(3)}
+    assert not events[-1].removed
+    assert other.state == log.state
+    assert other.pending_count == 0
 
 
 def test_pending_bound() -> None:
-    log, operations = new_group(4)
+    _log, operations = new_group(4)
     other = GroupLog(verify_operation(operations[0]), config=GroupConfig(max_pending=1))
     other.receive(operations[2])
     assert other.receive(operations[2])[0] == OperationDuplicate(
@@ -229,7 +241,7 @@ def test_the_member_limit_holds_locally_and_remotely() -> None:
 
 def test_a_thousand_members() -> None:
     config = GroupConfig(max_members=1000)
-    log, operations = new_group(1000, config=config)
+    log, _operations = new_group(1000, config=config)
     assert len(log.state.members) == 1000
     with pytest.raises(GroupPermissionError, match="full"):
         log.add_member(device(0), user(1000), now=NOW)
@@ -252,7 +264,8 @@ def test_to_bytes_round_trip_and_export_since() -> None:
     log.rename(device(0), "later", now=NOW)
     log.remove_member(device(0), user(2), now=NOW)
     loaded, _ = GroupLog.from_batch(log.to_bytes())
-    assert loaded.state == log.state and loaded.to_bytes() == log.to_bytes()
+    assert loaded.state == log.state
+    assert loaded.to_bytes() == log.to_bytes()
     behind = replica(operations)
     assert behind.state.heads == middle_heads
     behind.receive_batch(log.export(since=behind.state.heads))
@@ -261,7 +274,7 @@ def test_to_bytes_round_trip_and_export_since() -> None:
 
 
 def test_batch_errors() -> None:
-    log, operations = new_group(2)
+    log, _operations = new_group(2)
     with pytest.raises(InvalidGroupOperationError, match="malformed"):
         GroupLog.from_batch(b"\xff")
     with pytest.raises(InvalidGroupOperationError, match="no valid genesis"):
@@ -270,4 +283,5 @@ def test_batch_errors() -> None:
         log.receive_batch(b"\xff")
     other, _ = new_group(2, seed=b"other")
     events = log.receive_batch(other.to_bytes())
-    assert all(isinstance(e, OperationRefused) for e in events) and len(events) == 2
+    assert all(isinstance(e, OperationRefused) for e in events)
+    assert len(events) == 2
