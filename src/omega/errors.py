@@ -36,6 +36,7 @@ or pick the branch it cares about::
     │       ├── UnknownPrekeyError           a prekey message names a prekey we lack
     │       │   └── PrekeyReusedError        ... a one-time prekey already consumed
     │       ├── UnknownSenderKeyError        a group message names a sender key we lack
+    │       │   └── StaleSenderKeyError      ... one its sender replaced after a removal
     │       ├── InvalidEnvelopeError         a message envelope fails its checks
     │       └── InvalidGroupOperationError   a group operation is malformed, forged or misplaced
     │           └── UnauthorizedGroupOperationError  its author's role does not allow it
@@ -113,6 +114,7 @@ __all__ = [
     "ServerUnavailableError",
     "StaleDeviceListError",
     "StaleRecordError",
+    "StaleSenderKeyError",
     "StorageError",
     "TooManySkippedMessagesError",
     "TransportError",
@@ -340,6 +342,17 @@ class UnknownSenderKeyError(RemoteProtocolError):
     """
 
     code = "unknown_sender_key"
+
+
+class StaleSenderKeyError(UnknownSenderKeyError):
+    """A group message under a sender key of an epoch before the group's last removal.
+
+    Its sender has already distributed a key for the current epoch (it saw
+    the removal), so the old key is no longer accepted (docs/groups.md,
+    "Messaging"); ``details["key_id"]`` names it.
+    """
+
+    code = "stale_sender_key"
 
 
 class InvalidEnvelopeError(RemoteProtocolError):

@@ -6,12 +6,14 @@ Sans-I/O (layer 4, written like layer 3): no clock, no randomness, no I/O;
 * :class:`GroupLog`: one group's log; receive operations, make changes.
 * :class:`GroupState`, :class:`MemberInfo`, :class:`Permissions`: the resolved state.
 * :func:`verify_operation`, :class:`VerifiedOperation`: one signed operation.
+* :class:`GroupSession`, :class:`Rekey`: one device's Sender Keys in a group.
 * :class:`GroupConfig`: member limit (256 by default) and memory bounds.
 """
 
 from __future__ import annotations
 
 from omega.groups._log import GroupLog
+from omega.groups._messaging import GroupSession, Rekey
 from omega.groups._operations import (
     GROUP_ID_CONTEXT,
     GROUP_OPERATION_CONTEXT,
@@ -51,6 +53,7 @@ __all__ = [
     "GroupConfig",
     "GroupEvent",
     "GroupLog",
+    "GroupSession",
     "GroupState",
     "GroupStateChanged",
     "MemberInfo",
@@ -60,6 +63,7 @@ __all__ = [
     "OperationPending",
     "OperationRefused",
     "Permissions",
+    "Rekey",
     "VerifiedOperation",
     "derive_group_id",
     "operation_id",

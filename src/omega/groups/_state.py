@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 from omega.groups._operations import OperationKind, Permissions, VerifiedOperation
 from omega.protocol import Group, Member, MemberRole, PermissionLevel
@@ -147,7 +146,7 @@ class _Replay:
             name=self.name,
             avatar_hash=self.avatar_hash,
             permissions=self.permissions,
-            members=MappingProxyType(dict(self.members)),
+            members=dict(self.members),
             created_at=self.genesis.timestamp,
             creator_id=self.genesis.author_id,
             max_members=self.genesis.max_members,
