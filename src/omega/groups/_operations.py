@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from omega.protocol import (
     GroupPermissions,
     MemberRole,
     PermissionLevel,
+    SignedDeviceCertificate,
     SignedGroupOperation,
     decode_message,
     encode_message,
@@ -229,14 +231,25 @@ def _authenticate(data: bytes) -> tuple[GroupOperation, bytes, bytes]:
     if signed.certificate is None:
         raise _refuse("certificate", "the group operation carries no device certificate")
     try:
-        identity_key = public_key_from_user_id(operation.author_id)
-        info = verify_device_certificate(signed.certificate, identity_key=identity_key)
-        verify_signature(
-            info.device_key, GROUP_OPERATION_CONTEXT + signed.operation, signed.signature
+        device_key = _certified_device(
+            public_key_from_user_id(operation.author_id),
+            signed.certificate.certificate,
+            signed.certificate.signature,
         )
+        verify_signature(device_key, GROUP_OPERATION_CONTEXT + signed.operation, signed.signature)
     except (CryptoError, DecodeError) as exc:
         raise _refuse("signature", f"group operation not signed by its author: {exc}") from exc
-    return operation, signed.operation, info.device_key
+    return operation, signed.operation, device_key
+
+
+@functools.lru_cache(maxsize=4096)
+def _certified_device(identity_key: bytes, certificate: bytes, signature: bytes) -> bytes:
+    """The device key a certificate vouches for (cached: a log repeats few certificates).
+
+    A pure function of its arguments; failures raise and are not cached.
+    """
+    signed = SignedDeviceCertificate(certificate=certificate, signature=signature)
+    return verify_device_certificate(signed, identity_key=identity_key).device_key
 
 
 def verify_operation(data: bytes) -> VerifiedOperation:
