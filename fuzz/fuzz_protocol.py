@@ -43,6 +43,7 @@ TARGETS = (
     proto.GroupOperation,
     proto.SignedGroupOperation,
     proto.GroupOperationBatch,
+    proto.GroupSessionState,
 )
 
 

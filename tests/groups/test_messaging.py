@@ -165,3 +165,31 @@ def _own_key(log: GroupLog, index: int):  # type: ignore[no-untyped-def]
     return OutboundSenderKey.generate(
         log.group_id, device_key=device(index).device_key, rng=SeededRandom(b"k%d" % index)
     )
+
+
+def test_a_session_survives_storage() -> None:
+    log, _ = new_group(3)
+    sessions = _sessions(3, log)
+    old = sessions[0].encrypt(b"old")
+    removal = sessions[0].log.remove_member(device(0), user(2), now=NOW)
+    rekey = sessions[0].after_local_change(rng=SeededRandom(b"r"))
+    sessions[1].receive_operation(removal, rng=SeededRandom(b"r1"))
+    _deliver(sessions, 0, rekey)
+    data = sessions[1].to_bytes()
+    loaded = GroupSession.from_bytes(data, device(1))
+    assert loaded.to_bytes() == data
+    assert loaded.log.state == sessions[1].log.state
+    assert _open(loaded, 0, sessions[0].encrypt(b"new")) == b"new"
+    with pytest.raises(StaleSenderKeyError):
+        _open(loaded, 0, old)
+    assert loaded.after_local_change() is None
+
+
+def test_corrupt_session_state_is_refused() -> None:
+    log, _ = new_group(2)
+    data = GroupSession.start(log, device(0), rng=SeededRandom(b"s")).to_bytes()
+    for corrupt in (b"\xff", data[:-3], b"\x08\x02" + data[2:]):
+        with pytest.raises(MessageDecodeError):
+            GroupSession.from_bytes(corrupt, device(0))
+    with pytest.raises(MessageDecodeError):
+        GroupSession.from_bytes(data, device(1))  # another device's sender key

@@ -59,6 +59,7 @@ WIRE_MESSAGES = [
     proto.GroupOperation,
     proto.SignedGroupOperation,
     proto.GroupOperationBatch,
+    proto.GroupSessionState,
 ]
 
 

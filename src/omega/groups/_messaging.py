@@ -14,14 +14,27 @@ from omega.crypto.random import RandomSource, system_random
 from omega.crypto.sender_keys import read_sender_key_distribution
 from omega.errors import (
     ConfigurationError,
+    DecodeError,
     GroupPermissionError,
     InvalidEnvelopeError,
+    MessageDecodeError,
+    OmegaError,
     StaleSenderKeyError,
     UnknownSenderKeyError,
 )
 from omega.groups._log import GroupLog
+from omega.groups.config import GroupConfig
 from omega.groups.events import GroupEvent
-from omega.protocol import SenderKeyHeader, SenderKeyMessage, decode_message
+from omega.protocol import (
+    GroupSenderKeys,
+    GroupSessionState,
+    SenderKeyHeader,
+    SenderKeyMessage,
+    decode_message,
+    encode_message,
+)
+
+GROUP_SESSION_VERSION = 1
 
 __all__ = ["GroupSession", "Rekey"]
 
@@ -117,6 +130,60 @@ class GroupSession:
             return None
         distribution = self._outbound.rotate(rng=rng)
         return Rekey(distribution=distribution, recipients=self._others())
+
+    # -- storage ----------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Serialize to a ``GroupSessionState`` (secret: store it encrypted)."""
+        senders = []
+        for device_key, (user_id, keys) in sorted(self._inbound.items()):
+            key_ids = [key_id for (dk, key_id) in self._key_epochs if dk == device_key]
+            senders.append(
+                GroupSenderKeys(
+                    user_id=user_id,
+                    keys=keys.to_bytes(),
+                    key_ids=key_ids,
+                    key_epochs=[self._key_epochs[(device_key, key_id)] for key_id in key_ids],
+                )
+            )
+        return encode_message(
+            GroupSessionState(
+                version=GROUP_SESSION_VERSION,
+                log=self._log.to_bytes(),
+                outbound=self._outbound.to_bytes(),
+                senders=senders,
+                epoch=self._epoch,
+            )
+        )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, device: LocalDevice, *, config: GroupConfig | None = None
+    ) -> GroupSession:
+        """Load a session saved by :meth:`to_bytes` for ``device``.
+
+        Raises :class:`~omega.errors.MessageDecodeError` for anything
+        malformed or inconsistent.
+        """
+        try:
+            state = decode_message(GroupSessionState, data, max_size=len(data))
+            if state.version != GROUP_SESSION_VERSION:
+                raise MessageDecodeError(f"unsupported group session version {state.version}")
+            log, _ = GroupLog.from_batch(state.log, config=config)
+            session = cls(log, device, OutboundSenderKey.from_bytes(state.outbound))
+            for sender in state.senders:
+                keys = InboundSenderKeys.from_bytes(sender.keys)
+                if len(sender.key_ids) != len(sender.key_epochs):
+                    raise MessageDecodeError("group session key epochs are inconsistent")
+                session._inbound[keys.sender_device_key] = (sender.user_id, keys)
+                for key_id, epoch in zip(sender.key_ids, sender.key_epochs, strict=True):
+                    session._key_epochs[(keys.sender_device_key, key_id)] = epoch
+        except (DecodeError, ConfigurationError) as exc:
+            raise MessageDecodeError(f"invalid group session state: {exc}") from exc
+        except OmegaError as exc:
+            raise MessageDecodeError(f"invalid group session state: {exc.message}") from exc
+        session._epoch = state.epoch
+        return session
 
     # -- messages ---------------------------------------------------------------------
 

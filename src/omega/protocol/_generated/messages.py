@@ -29,6 +29,8 @@ __all__ = (
     "GroupPermissions",
     "GroupRemoveMember",
     "GroupRename",
+    "GroupSenderKeys",
+    "GroupSessionState",
     "GroupSetAvatar",
     "GroupSetPermissions",
     "GroupSetRole",
@@ -1012,6 +1014,74 @@ class GroupRename(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "GroupRename", GroupRename)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSenderKeys(betterproto2.Message):
+    """
+    The sender keys of one other member device, inside GroupSessionState.
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    the member
+    """
+
+    keys: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    InboundSenderKeysState (names the device key)
+    """
+
+    key_ids: "list[int]" = betterproto2.field(3, betterproto2.TYPE_UINT32, repeated=True)
+    """
+    each key's id ...
+    """
+
+    key_epochs: "list[int]" = betterproto2.field(4, betterproto2.TYPE_UINT64, repeated=True)
+    """
+    ... and the group epoch it arrived in
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupSenderKeys", GroupSenderKeys)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSessionState(betterproto2.Message):
+    """
+    One device's messaging state in one group (docs/groups.md, "Storage").
+    Secret: stored encrypted, never sent.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    log: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    GroupOperationBatch: the whole operation log
+    """
+
+    outbound: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    OutboundSenderKeyState of this device
+    """
+
+    senders: "list[GroupSenderKeys]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    the sender keys of the other member devices
+    """
+
+    epoch: "int" = betterproto2.field(5, betterproto2.TYPE_UINT64)
+    """
+    the group epoch the device last rekeyed at
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupSessionState", GroupSessionState)
 
 
 @dataclass(eq=False, repr=False)
