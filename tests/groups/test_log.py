@@ -281,6 +281,8 @@ def test_batch_errors() -> None:
         GroupLog.from_batch(log.export(since=[log.genesis_id]))
     with pytest.raises(InvalidGroupOperationError, match="malformed"):
         log.receive_batch(b"\xff")
+    with pytest.raises(InvalidGroupOperationError, match="malformed"):
+        GroupLog.from_batch(log.to_bytes(), config=GroupConfig(max_batch_bytes=100))
     other, _ = new_group(2, seed=b"other")
     events = log.receive_batch(other.to_bytes())
     assert all(isinstance(e, OperationRefused) for e in events)

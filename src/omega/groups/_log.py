@@ -20,7 +20,6 @@ from omega.errors import (
 )
 from omega.groups._operations import (
     GROUP_OPERATION_VERSION,
-    MAX_SIGNED_OPERATION_SIZE,
     SALT_SIZE,
     OperationKind,
     Permissions,
@@ -162,9 +161,8 @@ class GroupLog:
 
     @staticmethod
     def _decode_batch(data: bytes, config: GroupConfig) -> list[bytes]:
-        limit = (config.max_operations + config.max_pending) * (MAX_SIGNED_OPERATION_SIZE + 8)
         try:
-            batch = decode_message(GroupOperationBatch, data, max_size=limit)
+            batch = decode_message(GroupOperationBatch, data, max_size=config.max_batch_bytes)
         except DecodeError as exc:
             raise InvalidGroupOperationError(
                 f"malformed group operation batch: {exc}", details={"reason": "malformed"}

@@ -27,9 +27,17 @@ class GroupConfig:
     """Most operations one log holds; more are refused (bounds memory per group)."""
     max_pending: int = 1024
     """Most operations held while waiting for their parents."""
+    max_batch_bytes: int = 16 * 1024 * 1024
+    """Largest encoded ``GroupOperationBatch`` accepted (a 1000-member log is about 0.5 MB)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_members", "max_members_accepted", "max_operations", "max_pending"):
+        for name in (
+            "max_members",
+            "max_members_accepted",
+            "max_operations",
+            "max_pending",
+            "max_batch_bytes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
