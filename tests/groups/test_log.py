@@ -23,6 +23,7 @@ from omega.groups import (
     verify_operation,
 )
 from omega.protocol import GroupOperationBatch, MemberRole, PermissionLevel, encode_message
+from omega.testing.random import SeededRandom
 
 ADMIN, MEMBER, OWNER = MemberRole.ADMIN, MemberRole.MEMBER, MemberRole.OWNER
 
@@ -172,9 +173,17 @@ def test_a_second_genesis_and_another_groups_operations_are_refused() -> None:
         log.receive(other_ops[1])
     with pytest.raises(InvalidGroupOperationError):
         GroupLog(verify_operation(other_ops[1]))
-    same_group_second_genesis = GroupLog.create(device(0), name="x", now=NOW)[1]
-    with pytest.raises(InvalidGroupOperationError):
-        log.receive(same_group_second_genesis)
+    # The creator signs a second, different genesis with the same salt: same group id.
+    twin, second_genesis = GroupLog.create(
+        device(0), name="twin", now=NOW, rng=SeededRandom(b"group")
+    )
+    assert twin.group_id == log.group_id
+    assert twin.genesis_id != log.genesis_id
+    before = log.state
+    with pytest.raises(InvalidGroupOperationError) as info:
+        log.receive(second_genesis)
+    assert info.value.details["reason"] == "genesis"
+    assert log.state == before
 
 
 def test_reordered_operations_wait_for_their_parents() -> None:
