@@ -40,6 +40,10 @@ TARGETS = (
     proto.SignedPeerRecord,
     proto.DhtRecord,
     proto.RelayFrame,
+    proto.GroupOperation,
+    proto.SignedGroupOperation,
+    proto.GroupOperationBatch,
+    proto.GroupSessionState,
 )
 
 

@@ -28,14 +28,18 @@ or pick the branch it cares about::
     │       └── StaleRecordError       a signed peer record older than the one held
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
-    │   │   └── UnknownContactError  the user is not a contact (or is blocked)
+    │   │   ├── UnknownContactError  the user is not a contact (or is blocked)
+    │   │   └── GroupPermissionError the local member may not make that group change
     │   └── RemoteProtocolError     ... by the remote peer
     │       ├── DuplicateMessageError        a message's key is spent (replay)
     │       ├── TooManySkippedMessagesError  a message skips too many keys
     │       ├── UnknownPrekeyError           a prekey message names a prekey we lack
     │       │   └── PrekeyReusedError        ... a one-time prekey already consumed
     │       ├── UnknownSenderKeyError        a group message names a sender key we lack
-    │       └── InvalidEnvelopeError         a message envelope fails its checks
+    │       │   └── StaleSenderKeyError      ... one its sender replaced after a removal
+    │       ├── InvalidEnvelopeError         a message envelope fails its checks
+    │       └── InvalidGroupOperationError   a group operation is malformed, forged or misplaced
+    │           └── UnauthorizedGroupOperationError  its author's role does not allow it
     ├── TransportError              a network operation failed
     │   ├── DialError                   no connection could be made to an address
     │   │   └── RelayRefusedError           a relay, or the peer behind it, refused
@@ -82,9 +86,11 @@ __all__ = [
     "ExpiredRecordError",
     "FrameError",
     "FrameTooLargeError",
+    "GroupPermissionError",
     "HandshakeError",
     "InvalidAddressError",
     "InvalidEnvelopeError",
+    "InvalidGroupOperationError",
     "InvalidKeyError",
     "InvalidQrPayloadError",
     "InvalidSignatureError",
@@ -108,10 +114,12 @@ __all__ = [
     "ServerUnavailableError",
     "StaleDeviceListError",
     "StaleRecordError",
+    "StaleSenderKeyError",
     "StorageError",
     "TooManySkippedMessagesError",
     "TransportError",
     "TransportTimeoutError",
+    "UnauthorizedGroupOperationError",
     "UnknownContactError",
     "UnknownPrekeyError",
     "UnknownSenderKeyError",
@@ -336,6 +344,17 @@ class UnknownSenderKeyError(RemoteProtocolError):
     code = "unknown_sender_key"
 
 
+class StaleSenderKeyError(UnknownSenderKeyError):
+    """A group message under a sender key of an epoch before the group's last removal.
+
+    Its sender has already distributed a key for the current epoch (it saw
+    the removal), so the old key is no longer accepted (docs/groups.md,
+    "Messaging"); ``details["key_id"]`` names it.
+    """
+
+    code = "stale_sender_key"
+
+
 class InvalidEnvelopeError(RemoteProtocolError):
     """A received message envelope failed its checks (docs/client-protocol.md).
 
@@ -345,6 +364,39 @@ class InvalidEnvelopeError(RemoteProtocolError):
     """
 
     code = "invalid_envelope"
+
+
+class GroupPermissionError(LocalProtocolError):
+    """The local member may not make that group change (docs/groups.md, "Rules").
+
+    Not a member, a role too low for the group's permissions, a target that
+    is not a member or outranks the author, or a full group;
+    ``details["reason"]`` says which.
+    """
+
+    code = "group_permission_denied"
+
+
+class InvalidGroupOperationError(RemoteProtocolError):
+    """A received group operation failed its checks (docs/groups.md, "Receiving").
+
+    Malformed or oversized, a forged signature or certificate, another
+    group's operation, a second genesis, or too many held operations;
+    ``details["reason"]`` says which. The group state is unchanged.
+    """
+
+    code = "invalid_group_operation"
+
+
+class UnauthorizedGroupOperationError(InvalidGroupOperationError):
+    """A group operation its author was not allowed to make at its causal position.
+
+    A non-member, a role below the group's permissions, a target that
+    outranks the author, or an add beyond the member limit;
+    ``details["reason"]`` says which. The group state is unchanged.
+    """
+
+    code = "unauthorized_group_operation"
 
 
 class TransportError(OmegaError):

@@ -56,6 +56,10 @@ WIRE_MESSAGES = [
     proto.SignedPeerRecord,
     proto.DhtRecord,
     proto.RelayFrame,
+    proto.GroupOperation,
+    proto.SignedGroupOperation,
+    proto.GroupOperationBatch,
+    proto.GroupSessionState,
 ]
 
 

@@ -21,7 +21,19 @@ __all__ = (
     "EncryptionKind",
     "Frame",
     "Group",
+    "GroupAddMember",
+    "GroupCreate",
+    "GroupLeave",
+    "GroupOperation",
+    "GroupOperationBatch",
     "GroupPermissions",
+    "GroupRemoveMember",
+    "GroupRename",
+    "GroupSenderKeys",
+    "GroupSessionState",
+    "GroupSetAvatar",
+    "GroupSetPermissions",
+    "GroupSetRole",
     "HandshakeMessage",
     "HandshakePayload",
     "IdentitySecret",
@@ -73,6 +85,7 @@ __all__ = (
     "SessionResetRequest",
     "SignedDeviceCertificate",
     "SignedDeviceList",
+    "SignedGroupOperation",
     "SignedPeerRecord",
     "SignedPrekey",
     "SignedPrekeySecret",
@@ -809,6 +822,151 @@ default_message_pool.register_message("omega.protocol", "Group", Group)
 
 
 @dataclass(eq=False, repr=False)
+class GroupAddMember(betterproto2.Message):
+    """
+    Add a user as a MEMBER.
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("omega.protocol", "GroupAddMember", GroupAddMember)
+
+
+@dataclass(eq=False, repr=False)
+class GroupCreate(betterproto2.Message):
+    """
+    The first operation of a group: its author becomes its only OWNER.
+    """
+
+    salt: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    16 random bytes; group_id derives from it
+    """
+
+    name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    avatar_hash: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    empty, or 32 bytes
+    """
+
+    permissions: "GroupPermissions | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
+    max_members: "int" = betterproto2.field(5, betterproto2.TYPE_UINT32)
+    """
+    the member limit of this group
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupCreate", GroupCreate)
+
+
+@dataclass(eq=False, repr=False)
+class GroupLeave(betterproto2.Message):
+    """
+    The author leaves the group.
+    """
+
+    pass
+
+
+default_message_pool.register_message("omega.protocol", "GroupLeave", GroupLeave)
+
+
+@dataclass(eq=False, repr=False)
+class GroupOperation(betterproto2.Message):
+    """
+    ===========================================================================
+    Groups (docs/groups.md): a hash-linked log of signed membership operations.
+    ===========================================================================
+
+    One change to a group, made by one member. Always carried as bytes inside
+    SignedGroupOperation; its id is SHA-256("omega/group-operation-id/v1" || bytes).
+
+    Oneofs:
+        - change:
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    group_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    Group.group_id (docs/groups.md, "Group ids")
+    """
+
+    parents: "list[bytes]" = betterproto2.field(3, betterproto2.TYPE_BYTES, repeated=True)
+    """
+    ids (32 bytes) of the log heads the author had seen, sorted, unique
+    """
+
+    author_id: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
+    """
+    user id of the author
+    """
+
+    timestamp: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Unix time, milliseconds (informative only)
+    """
+
+    create: "GroupCreate | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    add_member: "GroupAddMember | None" = betterproto2.field(
+        11, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    remove_member: "GroupRemoveMember | None" = betterproto2.field(
+        12, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    leave: "GroupLeave | None" = betterproto2.field(
+        13, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    set_role: "GroupSetRole | None" = betterproto2.field(
+        14, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    rename: "GroupRename | None" = betterproto2.field(
+        15, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    set_avatar: "GroupSetAvatar | None" = betterproto2.field(
+        16, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+    set_permissions: "GroupSetPermissions | None" = betterproto2.field(
+        17, betterproto2.TYPE_MESSAGE, optional=True, group="change"
+    )
+
+
+default_message_pool.register_message("omega.protocol", "GroupOperation", GroupOperation)
+
+
+@dataclass(eq=False, repr=False)
+class GroupOperationBatch(betterproto2.Message):
+    """
+    A batch of signed operations: a whole log for a new member, or the
+    operations a member is missing.
+    """
+
+    operations: "list[SignedGroupOperation]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+
+default_message_pool.register_message("omega.protocol", "GroupOperationBatch", GroupOperationBatch)
+
+
+@dataclass(eq=False, repr=False)
 class GroupPermissions(betterproto2.Message):
     """
     Lowest role allowed to do each action in a group.
@@ -832,6 +990,140 @@ class GroupPermissions(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "GroupPermissions", GroupPermissions)
+
+
+@dataclass(eq=False, repr=False)
+class GroupRemoveMember(betterproto2.Message):
+    """
+    Remove a member (not the author: see GroupLeave).
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("omega.protocol", "GroupRemoveMember", GroupRemoveMember)
+
+
+@dataclass(eq=False, repr=False)
+class GroupRename(betterproto2.Message):
+    """
+    Change the group's name.
+    """
+
+    name: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message("omega.protocol", "GroupRename", GroupRename)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSenderKeys(betterproto2.Message):
+    """
+    The sender keys of one other member device, inside GroupSessionState.
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    the member
+    """
+
+    keys: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    InboundSenderKeysState (names the device key)
+    """
+
+    key_ids: "list[int]" = betterproto2.field(3, betterproto2.TYPE_UINT32, repeated=True)
+    """
+    each key's id ...
+    """
+
+    key_epochs: "list[int]" = betterproto2.field(4, betterproto2.TYPE_UINT64, repeated=True)
+    """
+    ... and the group epoch it arrived in
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupSenderKeys", GroupSenderKeys)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSessionState(betterproto2.Message):
+    """
+    One device's messaging state in one group (docs/groups.md, "Storage").
+    Secret: stored encrypted, never sent.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    log: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    GroupOperationBatch: the whole operation log
+    """
+
+    outbound: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    OutboundSenderKeyState of this device
+    """
+
+    senders: "list[GroupSenderKeys]" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    the sender keys of the other member devices
+    """
+
+    epoch: "int" = betterproto2.field(5, betterproto2.TYPE_UINT64)
+    """
+    the group epoch the device last rekeyed at
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupSessionState", GroupSessionState)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSetAvatar(betterproto2.Message):
+    """
+    Change the group's avatar (the hash of its image; empty removes it).
+    """
+
+    avatar_hash: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+
+
+default_message_pool.register_message("omega.protocol", "GroupSetAvatar", GroupSetAvatar)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSetPermissions(betterproto2.Message):
+    """
+    Change who may do what in the group.
+    """
+
+    permissions: "GroupPermissions | None" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, optional=True
+    )
+
+
+default_message_pool.register_message("omega.protocol", "GroupSetPermissions", GroupSetPermissions)
+
+
+@dataclass(eq=False, repr=False)
+class GroupSetRole(betterproto2.Message):
+    """
+    Change a member's role (promote or demote).
+    """
+
+    user_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    role: "MemberRole" = betterproto2.field(
+        2, betterproto2.TYPE_ENUM, default_factory=lambda: MemberRole(0)
+    )
+
+
+default_message_pool.register_message("omega.protocol", "GroupSetRole", GroupSetRole)
 
 
 @dataclass(eq=False, repr=False)
@@ -2290,6 +2582,35 @@ class SignedDeviceList(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "SignedDeviceList", SignedDeviceList)
+
+
+@dataclass(eq=False, repr=False)
+class SignedGroupOperation(betterproto2.Message):
+    """
+    A GroupOperation signed by one of its author's devices.
+    """
+
+    operation: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    encoded GroupOperation
+    """
+
+    signature: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 by the device key over "omega/group-operation/v1" || operation
+    """
+
+    certificate: "SignedDeviceCertificate | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the author's identity certifies the signing device
+    """
+
+
+default_message_pool.register_message(
+    "omega.protocol", "SignedGroupOperation", SignedGroupOperation
+)
 
 
 @dataclass(eq=False, repr=False)
