@@ -79,7 +79,7 @@ def test_new_refuses_to_overwrite_without_force(
 
 def test_show_without_identity(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run("--data-dir", str(tmp_path / "nothing"), "id", "show")[0] == 1
-    assert "create one with `omega id new`" in capsys.readouterr().err
+    assert "create one with `omega init`" in capsys.readouterr().err
 
 
 def test_show_detects_tampering(

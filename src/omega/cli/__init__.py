@@ -33,20 +33,16 @@ from typing import TextIO
 import segno
 
 import omega
+from omega.client.datadir import HOME_ENV, DataDir, default_data_dir
 from omega.crypto import (
     ContactUri,
     VerifiedDeviceList,
-    verify_device_list,
 )
-from omega.errors import ConfigurationError, CorruptDataError, OmegaError, StorageError
+from omega.errors import ConfigurationError, OmegaError
 
-__all__ = ["main"]
+__all__ = ["default_data_dir", "main"]
 
 PASSPHRASE_ENV = "OMEGA_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
-HOME_ENV = "OMEGA_HOME"
-SECRET_FILE = "identity.omega"  # noqa: S105 - a file name, not a secret
-PUBLIC_FILE = "identity.pub"
-PROFILE_FILE = "identity.txt"
 
 SERVE_COMMANDS: dict[str, str] = {
     "bootstrap": "omega.server.bootstrap.command",
@@ -58,14 +54,6 @@ SERVE_COMMANDS: dict[str, str] = {
 It imports only the standard library at module level, so that ``omega --help``
 works without the ``server`` extra; ``run`` imports what it needs and raises
 :class:`~omega.errors.ConfigurationError` naming the extra when it is missing."""
-
-
-def default_data_dir() -> Path:
-    """The data directory used when ``--data-dir`` is not given."""
-    if home := os.environ.get(HOME_ENV):
-        return Path(home)
-    xdg = os.environ.get("XDG_DATA_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "omega"
 
 
 def _now_ms() -> int:
@@ -91,39 +79,6 @@ def _read_passphrase(args: argparse.Namespace, *, confirm: bool) -> str:
     return passphrase
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` so that only the owner can read it, replacing ``path`` atomically."""
-    temporary = path.with_name(path.name + ".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(data)
-        stream.flush()
-        os.fsync(stream.fileno())
-    temporary.replace(path)
-
-
-def _load_public(data_dir: Path) -> tuple[VerifiedDeviceList, ContactUri]:
-    try:
-        profile = (data_dir / PROFILE_FILE).read_text(encoding="utf-8").split("\n")
-        signed_list = (data_dir / PUBLIC_FILE).read_bytes()
-    except FileNotFoundError as exc:
-        raise StorageError(
-            f"no identity in {data_dir}: create one with `omega id new`",
-            details={"data_dir": str(data_dir)},
-        ) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptDataError(f"cannot read the identity in {data_dir}: {exc}") from exc
-    user_id, display_name = [*profile, "", ""][:2]
-    try:
-        device_list = verify_device_list(signed_list, user_id=user_id)
-        return device_list, ContactUri(user_id=user_id, display_name=display_name or None)
-    except OmegaError as exc:
-        raise CorruptDataError(
-            f"the identity files in {data_dir} are damaged or were tampered with: {exc.message}",
-            details={"data_dir": str(data_dir), "cause": exc.code},
-        ) from exc
-
-
 def _print_qr(text: str, out: TextIO) -> None:
     segno.make(text, error="m").terminal(out=out, compact=True)
 
@@ -147,7 +102,7 @@ def _describe(device_list: VerifiedDeviceList, uri: ContactUri, out: TextIO, *, 
 
 def cmd_id_show(args: argparse.Namespace, out: TextIO) -> int:
     """``omega id show``: print the user id, contact URI, devices and QR code."""
-    device_list, uri = _load_public(args.data_dir)
+    device_list, uri = DataDir(args.data_dir).load_public()
     _describe(device_list, uri, out, qr=not args.no_qr)
     if args.qr_png is not None:
         segno.make(str(uri), error="m").save(args.qr_png, scale=8, border=4)

@@ -29,7 +29,7 @@ from omega.cli._common import (
     resolve_contact,
     resolve_message_id,
 )
-from omega.client.datadir import SECRET_FILE, DataDir
+from omega.client.datadir import SECRET_FILE, DataDir, write_private
 from omega.errors import ConfigurationError, InvalidAddressError
 
 if TYPE_CHECKING:
@@ -534,7 +534,6 @@ async def _print_messages(
 
 
 async def _history_export(args: argparse.Namespace, user: str, target: Path, out: TextIO) -> int:
-    from omega.cli import _write_private
 
     async with open_client(args, online=False) as client:
         contact = await resolve_contact(client, user)
@@ -544,7 +543,7 @@ async def _history_export(args: argparse.Namespace, user: str, target: Path, out
         out.write(text)
         return 0
     try:
-        _write_private(target, text.encode("utf-8"))
+        write_private(target, text.encode("utf-8"))
     except OSError as exc:
         raise ConfigurationError(f"cannot write {target}: {exc}") from exc
     count = len(export["messages"])  # type: ignore[arg-type]

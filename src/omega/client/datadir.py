@@ -47,6 +47,8 @@ __all__ = [
     "SECRET_FILE",
     "DataDir",
     "default_data_dir",
+    "store_key",
+    "write_private",
 ]
 
 HOME_ENV = "OMEGA_HOME"
@@ -72,7 +74,7 @@ def default_data_dir() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "omega"
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` readable by the owner only, replacing ``path`` atomically."""
     temporary = path.with_name(path.name + ".tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -117,7 +119,7 @@ class DataDir:
             )
         export = export_identity(identity, passphrase)
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_private(self.path / SECRET_FILE, export)
+        write_private(self.path / SECRET_FILE, export)
         self.save_public(identity)
         if force:
             for name in (KEY_STORE_FILE, MESSAGE_STORE_FILE):
@@ -127,9 +129,9 @@ class DataDir:
 
     def save_public(self, identity: Identity) -> None:
         """Rewrite the public device list and profile of ``identity``."""
-        _write_private(self.path / PUBLIC_FILE, bytes(identity.device_list.to_signed()))
+        write_private(self.path / PUBLIC_FILE, bytes(identity.device_list.to_signed()))
         profile = f"{identity.user_id}\n{identity.display_name}\n"
-        _write_private(self.path / PROFILE_FILE, profile.encode("utf-8"))
+        write_private(self.path / PROFILE_FILE, profile.encode("utf-8"))
 
     def load_identity(self, passphrase: str) -> Identity:
         """Decrypt the identity; raise :class:`~omega.errors.WrongPassphraseError` on a bad one."""
@@ -216,7 +218,7 @@ class DataDir:
         document["addresses"] = canonical
         text = json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         self.path.mkdir(parents=True, exist_ok=True)
-        _write_private(self.path / ADDRESS_BOOK_FILE, text.encode("utf-8"))
+        write_private(self.path / ADDRESS_BOOK_FILE, text.encode("utf-8"))
 
 
 def _parse_address_book(document: object, *, strict: bool = True) -> dict[str, list[str]]:

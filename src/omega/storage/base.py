@@ -35,13 +35,11 @@ passing :func:`omega.testing.check_key_store`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
-from omega.errors import ConfigurationError, LocalProtocolError, StorageError
+from omega.errors import ConfigurationError
+from omega.storage._transactional import TransactionalStore
 
 __all__ = [
     "DEVICE_KEY_SIZE",
@@ -64,10 +62,6 @@ MAX_GROUP_ID_LENGTH = 256
 
 MAX_MESSAGE_ID_LENGTH = 256
 """Longest message id, in characters."""
-
-_active: ContextVar[frozenset[int]] = ContextVar(
-    "omega_key_store_transactions", default=frozenset()
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -195,51 +189,10 @@ class KeyStoreTransaction(ABC):
         """Remove the entries with these ids; return how many were removed."""
 
 
-class KeyStore(ABC):
+class KeyStore(TransactionalStore[KeyStoreTransaction]):
     """A device's durable secrets and session state; see the module docstring."""
 
-    def __init__(self) -> None:
-        self._closed = False
-
-    @abstractmethod
-    def _begin(self) -> AbstractAsyncContextManager[KeyStoreTransaction]:
-        """Open one transaction; commit on normal exit, roll back on an exception."""
-
-    @abstractmethod
-    async def _close(self) -> None:
-        """Release the backend's resources."""
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[KeyStoreTransaction]:
-        """Run a transaction (see the module docstring)."""
-        if self._closed:
-            raise StorageError("the key store is closed")
-        active = _active.get()
-        if id(self) in active:
-            raise LocalProtocolError("a transaction of this key store is already open here")
-        token = _active.set(active | {id(self)})
-        try:
-            async with self._begin() as transaction:
-                yield transaction
-        finally:
-            _active.reset(token)
-
-    async def aclose(self) -> None:
-        """Close the store; further transactions raise StorageError. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._close()
-
-    async def __aenter__(self) -> KeyStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    _kind = "key store"
 
 
 def check_limit(limit: object) -> int:

@@ -41,13 +41,9 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
 
-from omega.errors import ConfigurationError, LocalProtocolError, StorageError
+from omega.errors import ConfigurationError
 from omega.storage._message_checks import (
     MAX_CONTENT_SIZE,
     MAX_CONVERSATION_ID_LENGTH,
@@ -66,6 +62,7 @@ from omega.storage._message_checks import (
     check_user_id,
 )
 from omega.storage._message_search import MAX_SEARCH_QUERY_LENGTH
+from omega.storage._transactional import TransactionalStore
 from omega.storage.base import check_device_key
 
 __all__ = [
@@ -83,10 +80,6 @@ __all__ = [
     "StoredMessage",
     "advances",
 ]
-
-_active: ContextVar[frozenset[int]] = ContextVar(
-    "omega_message_store_transactions", default=frozenset()
-)
 
 
 class DeliveryState(enum.Enum):
@@ -482,48 +475,7 @@ class MessageStoreTransaction(ABC):
         """Forget pairs first seen before ``cutoff`` Unix ms; return how many."""
 
 
-class MessageStore(ABC):
+class MessageStore(TransactionalStore[MessageStoreTransaction]):
     """A device's contacts, conversations, history and outbox; see the module docstring."""
 
-    def __init__(self) -> None:
-        self._closed = False
-
-    @abstractmethod
-    def _begin(self) -> AbstractAsyncContextManager[MessageStoreTransaction]:
-        """Open one transaction; commit on normal exit, roll back on an exception."""
-
-    @abstractmethod
-    async def _close(self) -> None:
-        """Release the backend's resources."""
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MessageStoreTransaction]:
-        """Run a transaction (see the module docstring)."""
-        if self._closed:
-            raise StorageError("the message store is closed")
-        active = _active.get()
-        if id(self) in active:
-            raise LocalProtocolError("a transaction of this message store is already open here")
-        token = _active.set(active | {id(self)})
-        try:
-            async with self._begin() as transaction:
-                yield transaction
-        finally:
-            _active.reset(token)
-
-    async def aclose(self) -> None:
-        """Close the store; further transactions raise StorageError. Idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._close()
-
-    async def __aenter__(self) -> MessageStore:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    _kind = "message store"
