@@ -1,0 +1,83 @@
+"""The virtual network: who can reach whom, and when a frame arrives.
+
+Nodes are peer numbers and :data:`STORE` (``-1``). A frame from ``a`` to ``b``
+sent at ``now`` (virtual microseconds) waits for ``a``'s uplink (frames
+leave one after the other at the link's bandwidth), then travels the link's
+base latency (drawn once per link) plus a jitter draw; it is lost with the
+link's loss probability, and never arrives when the two nodes are in
+different sides of an open partition or either is offline (checked when it
+is sent and when it arrives).
+"""
+
+from __future__ import annotations
+
+import random
+
+from omega.sim.config import LinkConfig, SimConfig
+
+__all__ = ["STORE", "Network"]
+
+STORE = -1
+"""The node number of the store-and-forward server."""
+
+_US_PER_MS = 1000
+_US_PER_S = 1_000_000
+
+
+class Network:
+    """Reachability, latency, bandwidth and loss of the simulated links."""
+
+    __slots__ = (
+        "_base",
+        "_config",
+        "_partitions",
+        "_rng",
+        "_uplink_free",
+        "online",
+    )
+
+    def __init__(self, config: SimConfig, rng: random.Random) -> None:
+        self._config = config
+        self._rng = rng
+        self._base: dict[tuple[int, int], float] = {}
+        self._uplink_free: dict[int, int] = {}
+        self._partitions = [
+            (int(p.start * _US_PER_S), int(p.end * _US_PER_S), p.peers, p.store)
+            for p in config.partitions
+        ]
+        self.online = bytearray([1]) * config.peers
+        """``online[peer]`` is 1 while the peer is online (the store never goes down)."""
+
+    def _link(self, a: int, b: int) -> LinkConfig:
+        return self._config.store_link if STORE in (a, b) else self._config.link
+
+    def reachable(self, a: int, b: int, now: int) -> bool:
+        """Whether ``a`` and ``b`` are both up and on the same side of every open partition."""
+        if (a != STORE and not self.online[a]) or (b != STORE and not self.online[b]):
+            return False
+        for start, end, peers, store in self._partitions:
+            if start <= now < end:
+                a_inside = store if a == STORE else a in peers
+                b_inside = store if b == STORE else b in peers
+                if a_inside != b_inside:
+                    return False
+        return True
+
+    def transmit(self, a: int, b: int, size: int, now: int) -> int | None:
+        """Send ``size`` bytes from ``a`` to ``b`` at ``now``: arrival time (µs), or ``None`` if lost.
+
+        The frame occupies ``a``'s uplink even when it is lost.
+        """
+        link = self._link(a, b)
+        start = max(now, self._uplink_free.get(a, 0))
+        done = start + int(size * 8 * _US_PER_S / link.bandwidth)
+        self._uplink_free[a] = done
+        if link.loss and self._rng.random() < link.loss:
+            return None
+        key = (a, b) if a < b else (b, a)
+        base = self._base.get(key)
+        if base is None:
+            base = link.latency.sample(self._rng)
+            self._base[key] = base
+        jitter = link.jitter.sample(self._rng) if link.jitter.kind != "constant" else link.jitter.mean
+        return done + int((base + jitter) * _US_PER_MS)
