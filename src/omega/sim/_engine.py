@@ -18,6 +18,7 @@ import heapq
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from omega.errors import LocalProtocolError, OmegaError
 from omega.protocol.framing import encode_frame
@@ -74,13 +75,17 @@ class Simulation:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         seed = config.seed
-        self._network_rng = random.Random(f"omega-sim/{seed}/network")
+        # Simulation randomness, not key material: seeded pseudo-random generators.
+        self._network_rng = random.Random(f"omega-sim/{seed}/network")  # noqa: S311
         self._network = Network(config, self._network_rng)
         self._engine = DeliveryEngine(
             DeliveryConfig(direct_attempts=config.direct_attempts, ack_timeout=config.ack_timeout),
             rng=SeededRandom(f"omega-sim/{seed}/delivery".encode()),
         )
-        self._workload = Workload(config, random.Random(f"omega-sim/{seed}/workload"))
+        self._workload = Workload(
+            config,
+            random.Random(f"omega-sim/{seed}/workload"),  # noqa: S311
+        )
         self._heap: list[tuple[int, int, int, int, int, object]] = []
         self._sequence = 0
         self._now = 0
@@ -93,8 +98,8 @@ class Simulation:
         self._churn_up = bytearray([1]) * config.peers
         self._offline_windows = [0] * config.peers
         self._result = SimResult()
-        self._churn_rng = random.Random(f"omega-sim/{seed}/churn")
-        self._handlers: dict[int, Callable[[int, int, object], None]] = {
+        self._churn_rng = random.Random(f"omega-sim/{seed}/churn")  # noqa: S311
+        self._handlers: dict[int, Callable[[int, int, Any], None]] = {
             _SEND: self._on_send,
             _ATTEMPT: self._on_attempt,
             _ATTEMPT_FAILED: self._on_attempt_failed,
@@ -206,7 +211,7 @@ class Simulation:
         return self._network.reachable(a, b, self._now)
 
     # -- sending ------------------------------------------------------------
-    def _on_workload(self, stream: int, _b: int, _payload: object) -> None:
+    def _on_workload(self, stream: int, _b: int, _payload: Any) -> None:
         send = self._workload.next_send(stream, self._now)
         if send is None:
             return
@@ -244,14 +249,14 @@ class Simulation:
         at = max(self._now, (at_ms - EPOCH_MS) * 1000)
         self._push(at, _ATTEMPT, sender, 0, (out.entry.message_id, out.token))
 
-    def _current(self, sender: int, payload: object) -> _Outgoing | None:
-        message_id, token = payload  # type: ignore[misc]
+    def _current(self, sender: int, payload: Any) -> _Outgoing | None:
+        message_id, token = payload
         out = self._outbox.get(sender, {}).get(message_id)
         if out is None or out.token != token or out.entry.state not in _UNDELIVERED:
             return None
         return out
 
-    def _on_attempt(self, sender: int, _b: int, payload: object) -> None:
+    def _on_attempt(self, sender: int, _b: int, payload: Any) -> None:
         out = self._current(sender, payload)
         if out is None or not self._network.online[sender]:
             return  # delivered, superseded, or the sender is offline (resumed when online)
@@ -272,8 +277,7 @@ class Simulation:
                 timestamp=out.entry.created_at,
             )
             out.entry = dataclasses.replace(out.entry, ciphertext=frame)
-        frame = out.entry.ciphertext
-        assert frame is not None
+        frame = out.entry.ciphertext or b""
         out.record.attempts += 1
         out.token += 1
         token = (out.entry.message_id, out.token)
@@ -295,8 +299,8 @@ class Simulation:
             deposit = (frame, out.entry.message_id, token, out.recipient)
             self._push(arrival, _DEPOSIT_ARRIVE, sender, out.recipient, deposit)
 
-    def _on_attempt_failed(self, sender: int, _b: int, payload: object) -> None:
-        message_id, token, outcome = payload  # type: ignore[misc]
+    def _on_attempt_failed(self, sender: int, _b: int, payload: Any) -> None:
+        message_id, token, outcome = payload
         out = self._current(sender, (message_id, token))
         if out is None:
             return
@@ -339,8 +343,8 @@ class Simulation:
                 record.path = path
         return received.message_id
 
-    def _on_direct_arrive(self, sender: int, receiver: int, payload: object) -> None:
-        frame, account = payload  # type: ignore[misc]
+    def _on_direct_arrive(self, sender: int, receiver: int, payload: Any) -> None:
+        frame, account = payload
         if not self._arrived(sender, receiver):
             return
         message_id = self._deliver(receiver, sender, frame, path="direct")
@@ -351,14 +355,14 @@ class Simulation:
         if arrival is not None:
             self._push(arrival, _ACK_ARRIVE, receiver, sender, ack)
 
-    def _on_ack_arrive(self, receiver: int, sender: int, payload: object) -> None:
+    def _on_ack_arrive(self, receiver: int, sender: int, payload: Any) -> None:
         assert isinstance(payload, bytes)
         if self._arrived(receiver, sender):
             self._acknowledge(sender, SimPeer.read_ack(payload))
 
     # -- the store ------------------------------------------------------------
-    def _on_deposit_arrive(self, sender: int, recipient: int, payload: object) -> None:
-        frame, account, token, _ = payload  # type: ignore[misc]
+    def _on_deposit_arrive(self, sender: int, recipient: int, payload: Any) -> None:
+        frame, account, token, _ = payload
         if not self._arrived(sender, STORE):
             return
         stored_id = token[0] if token is not None else f"{account}/receipt"
@@ -375,17 +379,17 @@ class Simulation:
             if notified is not None:
                 self._push(notified, _FETCH, recipient)
 
-    def _on_deposit_reply(self, sender: int, _b: int, payload: object) -> None:
+    def _on_deposit_reply(self, sender: int, _b: int, payload: Any) -> None:
         out = self._current(sender, payload)
         if out is None:
             return
         if not self._arrived(STORE, sender):  # the reply was cut off: the sender times out
             timeout = self._now + int(self.config.connect_timeout * _US)
-            self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*payload, Outcome.DEPOSIT_FAILED))  # type: ignore[misc]
+            self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*payload, Outcome.DEPOSIT_FAILED))
             return
         out.entry = self._engine.apply(out.entry, Outcome.DEPOSITED, now=self._now_ms())
 
-    def _on_fetch(self, peer: int, _b: int, _payload: object) -> None:
+    def _on_fetch(self, peer: int, _b: int, _payload: Any) -> None:
         if peer in self._fetching:
             self._fetching[peer] = True
             return
@@ -400,7 +404,7 @@ class Simulation:
         if self._fetching.pop(peer, False):
             self._on_fetch(peer, 0, None)
 
-    def _on_fetch_arrive(self, peer: int, _b: int, _payload: object) -> None:
+    def _on_fetch_arrive(self, peer: int, _b: int, _payload: Any) -> None:
         if not self._arrived(STORE, peer):
             self._fetch_done(peer)
             return
@@ -413,8 +417,8 @@ class Simulation:
             return
         self._push(arrival, _FETCH_REPLY, peer, 0, items)
 
-    def _on_fetch_reply(self, peer: int, _b: int, payload: object) -> None:
-        items: list[tuple[str, tuple[bytes, str, int]]] = payload  # type: ignore[assignment]
+    def _on_fetch_reply(self, peer: int, _b: int, payload: Any) -> None:
+        items: list[tuple[str, tuple[bytes, str, int]]] = payload
         if not self._arrived(STORE, peer):
             self._fetch_done(peer)
             return
@@ -442,8 +446,8 @@ class Simulation:
         if arrival is not None:
             self._push(arrival, _DEPOSIT_ARRIVE, peer, sender, (frame, message_id, None, sender))
 
-    def _on_delete_arrive(self, peer: int, _b: int, payload: object) -> None:
-        stored_ids: list[str] = payload  # type: ignore[assignment]
+    def _on_delete_arrive(self, peer: int, _b: int, payload: Any) -> None:
+        stored_ids: list[str] = payload
         mailbox = self._mailbox.get(peer, {})
         for stored_id in stored_ids:
             mailbox.pop(stored_id, None)
@@ -463,11 +467,11 @@ class Simulation:
                 if entry.state in _UNDELIVERED and entry.next_attempt_at < entry.expires_at:
                     self._reschedule(peer, out, max(now_ms, entry.next_attempt_at))
 
-    def _on_availability(self, peer: int, change: int, _payload: object) -> None:
+    def _on_availability(self, peer: int, change: int, _payload: Any) -> None:
         self._offline_windows[peer] += change
         self._set_online(peer)
 
-    def _on_churn(self, peer: int, _b: int, _payload: object) -> None:
+    def _on_churn(self, peer: int, _b: int, _payload: Any) -> None:
         up = not self._churn_up[peer]
         self._churn_up[peer] = up
         self._set_online(peer)
@@ -475,7 +479,7 @@ class Simulation:
         mean = churn.mean_online if up else churn.mean_offline
         self._push(self._now + int(self._churn_rng.expovariate(1.0 / mean) * _US), _CHURN, peer)
 
-    def _on_heal(self, index: int, _b: int, _payload: object) -> None:
+    def _on_heal(self, index: int, _b: int, _payload: Any) -> None:
         partition = self.config.partitions[index]
         for peer in sorted(self._mailbox):
             if (peer in partition.peers) != partition.store:

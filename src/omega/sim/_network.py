@@ -64,7 +64,7 @@ class Network:
         return True
 
     def transmit(self, a: int, b: int, size: int, now: int) -> int | None:
-        """Send ``size`` bytes from ``a`` to ``b`` at ``now``: arrival time (µs), or ``None`` if lost.
+        """Send ``size`` bytes from ``a`` to ``b`` at ``now``: arrival (µs), or ``None`` if lost.
 
         The frame occupies ``a``'s uplink even when it is lost.
         """
@@ -79,5 +79,6 @@ class Network:
         if base is None:
             base = link.latency.sample(self._rng)
             self._base[key] = base
-        jitter = link.jitter.sample(self._rng) if link.jitter.kind != "constant" else link.jitter.mean
-        return done + int((base + jitter) * _US_PER_MS)
+        jitter = link.jitter
+        extra = jitter.mean if jitter.kind == "constant" else jitter.sample(self._rng)
+        return done + int((base + extra) * _US_PER_MS)

@@ -64,9 +64,7 @@ class SimPeer:
     def __init__(self, index: int, *, seed: int, now: int) -> None:
         self.index = index
         self.rng = SeededRandom(f"omega-sim/{seed}/peer/{index}".encode())
-        self._identity = Identity.create(
-            device_name=f"sim-{index}", created_at=now, rng=self.rng
-        )
+        self._identity = Identity.create(device_name=f"sim-{index}", created_at=now, rng=self.rng)
         self._prekeys = PrekeyStore.generate(
             self._identity.device.key_pair, now=now, config=_PREKEY_CONFIG, rng=self.rng
         )
@@ -92,9 +90,7 @@ class SimPeer:
         return str(uuid.UUID(bytes=self.rng(16), version=4))
 
     @staticmethod
-    def text_content(
-        size: int, *, message_id: str, timestamp: int, conversation_id: str
-    ) -> bytes:
+    def text_content(size: int, *, message_id: str, timestamp: int, conversation_id: str) -> bytes:
         """The encoded, bound ``MessageContent`` of a text of ``size`` bytes."""
         content = MessageContent()
         content.text = TextContent(text="x" * size)
@@ -174,9 +170,7 @@ class SimPeer:
         if envelope is None:
             raise RemoteProtocolError("not an envelope frame")
         info = verify_envelope(envelope, local_device_key=self.device_key)
-        if from_device is not None and not hmac.compare_digest(
-            info.sender_device_key, from_device
-        ):
+        if from_device is not None and not hmac.compare_digest(info.sender_device_key, from_device):
             raise RemoteProtocolError("envelope from another device than the channel's peer")
         key = (info.sender_device_key, info.message_id)
         sessions = self._sessions.get(info.sender_device_key, [])
@@ -220,4 +214,3 @@ class SimPeer:
         if frame.ack is None or frame.ack.status != AckStatus.DELIVERED:
             raise RemoteProtocolError("not a delivered acknowledgement")
         return frame.ack.message_id
-

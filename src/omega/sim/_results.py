@@ -201,7 +201,9 @@ class SimResult:
             import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]
             import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
-            raise ConfigurationError("writing Parquet needs pyarrow (pip install pyarrow)") from None
+            raise ConfigurationError(
+                "writing Parquet needs pyarrow (pip install pyarrow)"
+            ) from None
         columns: dict[str, list[object]] = {name: [] for name in CSV_COLUMNS}
         for record in self.records:
             for name in CSV_COLUMNS:
