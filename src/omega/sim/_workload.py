@@ -14,7 +14,7 @@ _US = 1_000_000
 def build_graph(kind: str, peers: int, degree: int, rng: random.Random) -> list[list[int]] | None:
     """Contact lists per peer, or ``None`` for the complete graph (drawn on the fly).
 
-    ``random``: each peer adds ``max(1, degree // 2)`` random contacts and
+    ``random``: each peer adds ``max(1, degree // 2)`` new random contacts and
     every edge is symmetric, so the mean degree is about ``degree``.
     ``ring``: the ``degree // 2`` neighbours on each side (at least one).
     ``star``: peer 0 knows everyone, the others know peer 0.
@@ -37,11 +37,13 @@ def build_graph(kind: str, peers: int, degree: int, rng: random.Random) -> list[
     else:
         picks = min(max(1, degree // 2), peers - 1)
         for peer in range(peers):
-            while len(contacts[peer]) < picks:
+            added = 0
+            while added < picks and len(contacts[peer]) < peers - 1:
                 other = rng.randrange(peers)
-                if other != peer:
+                if other != peer and other not in contacts[peer]:
                     contacts[peer].add(other)
                     contacts[other].add(peer)
+                    added += 1
     return [sorted(c) for c in contacts]
 
 
