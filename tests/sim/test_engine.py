@@ -242,3 +242,30 @@ def test_bandwidth_serialises_frames_on_the_uplink() -> None:
     # at 1000 bytes/s a ~700-byte envelope takes ~0.7 s; the second waits for the first
     assert first.latency_ms > 500
     assert second.latency_ms > first.latency_ms + 500
+
+
+def test_same_trace_across_processes_whatever_the_hash_seed() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from omega.sim import *\n"
+        "c = SimConfig(peers=12, duration=30.0, drain=60.0, seed=5,"
+        " churn=ChurnConfig(fraction=0.5, mean_online=20.0, mean_offline=10.0),"
+        " partitions=(Partition(start=5.0, end=15.0, peers=frozenset({1, 2, 3})),),"
+        " workload=WorkloadConfig(rate=2.0))\n"
+        "print(simulate(c).trace_digest())\n"
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        output = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
+        digests.add(output.stdout.strip())
+    assert len(digests) == 1
