@@ -269,3 +269,61 @@ def test_same_trace_across_processes_whatever_the_hash_seed() -> None:
         )
         digests.add(output.stdout.strip())
     assert len(digests) == 1
+
+
+def test_peers_behind_nat_are_reached_through_the_relay() -> None:
+    config = SimConfig(
+        peers=20,
+        duration=60.0,
+        drain=60.0,
+        seed=2,
+        link=LAN,
+        relay=True,
+        nat_fraction=0.5,
+        workload=WorkloadConfig(rate=3.0, degree=6),
+    )
+    result = simulate(config)
+    summary = result.summary()
+    assert summary.delivered == summary.messages
+    assert summary.via_relay > 0
+    assert summary.direct > 0
+    assert summary.via_store == 0
+    for record in result.records:
+        assert record.path in {"direct", "relay"}
+        assert record.state == "delivered"
+        if record.path == "relay":
+            # two hops to and from the relay, 30 ms each by default
+            assert record.latency_ms is not None
+            assert record.latency_ms >= 60.0
+            assert record.frames == 4  # message and Ack, each on two hops
+
+
+def test_without_a_relay_peers_behind_nat_get_messages_through_the_store() -> None:
+    config = SimConfig(
+        peers=20,
+        duration=60.0,
+        drain=60.0,
+        seed=2,
+        link=LAN,
+        nat_fraction=0.5,
+        workload=WorkloadConfig(rate=3.0, degree=6),
+    )
+    summary = simulate(config).summary()
+    assert summary.delivered == summary.messages
+    assert summary.via_relay == 0
+    assert summary.via_store > 0
+
+
+def test_a_partition_can_cut_off_the_relay() -> None:
+    config = SimConfig(
+        peers=4,
+        duration=10.0,
+        drain=300.0,
+        link=LAN,
+        relay=True,
+        nat_fraction=1.0,
+        partitions=(Partition(start=0.0, end=100.0, peers=frozenset(), relay=True),),
+        workload=_sends((1.0, 0, 1)),
+    )
+    (record,) = simulate(config).records
+    assert record.path == "store"

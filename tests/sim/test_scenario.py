@@ -19,6 +19,8 @@ store = true
 connect_timeout = 2
 direct_attempts = 3
 ack_timeout = 10
+relay = true
+nat_fraction = 0.3
 
 [link]
 latency = { kind = "lognormal", mean = 60, stddev = 30 }
@@ -28,6 +30,9 @@ loss = 0.01
 
 [store_link]
 latency = { kind = "uniform", low = 10, high = 20 }
+
+[relay_link]
+latency = 15
 
 [churn]
 fraction = 0.25
@@ -39,6 +44,7 @@ start = 10
 end = 20
 peers = [0, "5-7"]
 store = true
+relay = true
 
 [[offline]]
 peer = 3
@@ -70,6 +76,10 @@ def test_a_full_toml_scenario(tmp_path: Path) -> None:
     assert config.link.latency == Distribution(kind="lognormal", mean=60.0, stddev=30.0)
     assert config.link.jitter == Distribution(kind="constant", mean=5.0)
     assert config.store_link.latency.kind == "uniform"
+    assert config.relay
+    assert config.nat_fraction == 0.3
+    assert config.relay_link.latency.mean == 15.0
+    assert config.partitions[0].relay
     assert config.churn.fraction == 0.25
     assert config.partitions[0].peers == frozenset({0, 5, 6, 7})
     assert config.partitions[0].store

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from omega.sim._engine import EPOCH_MS, Simulation
-from omega.sim._network import STORE, Network
+from omega.sim._network import RELAY, STORE, Network
 from omega.sim._peer import Received, SimPeer
 from omega.sim._results import CSV_COLUMNS, MessageRecord, SimResult, Summary, percentile
 from omega.sim._workload import Workload, build_graph
@@ -44,6 +44,7 @@ __all__ = [
     "DISTRIBUTION_KINDS",
     "EPOCH_MS",
     "GRAPH_KINDS",
+    "RELAY",
     "STORE",
     "Burst",
     "ChurnConfig",

@@ -23,7 +23,7 @@ from typing import Any
 from omega.errors import LocalProtocolError, OmegaError
 from omega.protocol.framing import encode_frame
 from omega.session.delivery import DeliveryConfig, DeliveryEngine, Outcome, Path
-from omega.sim._network import STORE, Network
+from omega.sim._network import RELAY, STORE, Network
 from omega.sim._peer import SimPeer
 from omega.sim._results import MessageRecord, SimResult
 from omega.sim._workload import Workload
@@ -56,7 +56,8 @@ _CONTROL_FRAME = 48
     _CHURN,
     _HEAL,
     _WORKLOAD,
-) = range(15)
+    _RELAY_FORWARD,
+) = range(16)
 
 _UNDELIVERED = (DeliveryState.PENDING, DeliveryState.SENT)
 
@@ -99,6 +100,10 @@ class Simulation:
         self._offline_windows = [0] * config.peers
         self._result = SimResult()
         self._churn_rng = random.Random(f"omega-sim/{seed}/churn")  # noqa: S311
+        nat_rng = random.Random(f"omega-sim/{seed}/nat")  # noqa: S311
+        self._natted = frozenset(
+            peer for peer in range(config.peers) if nat_rng.random() < config.nat_fraction
+        )
         self._handlers: dict[int, Callable[[int, int, Any], None]] = {
             _SEND: self._on_send,
             _ATTEMPT: self._on_attempt,
@@ -115,6 +120,7 @@ class Simulation:
             _CHURN: self._on_churn,
             _HEAL: self._on_heal,
             _WORKLOAD: self._on_workload,
+            _RELAY_FORWARD: self._on_relay_forward,
         }
         self._schedule_initial()
 
@@ -210,6 +216,38 @@ class Simulation:
     def _arrived(self, a: int, b: int) -> bool:
         return self._network.reachable(a, b, self._now)
 
+    def _channel_open(self, src: int, dst: int, relayed: bool) -> bool:
+        if relayed:
+            return self.config.relay and self._arrived(src, RELAY) and self._arrived(RELAY, dst)
+        return self._arrived(src, dst)
+
+    def _channel_send(  # noqa: PLR0917 - a hot internal helper
+        self, src: int, dst: int, frame: bytes, account: str, relayed: bool, kind: int, body: Any
+    ) -> bool:
+        """Send ``frame`` on the secure channel ``src`` -> ``dst``, through the relay if
+        ``relayed``; the event ``kind`` with ``body`` fires on arrival. False: no channel."""
+        if not self._channel_open(src, dst, relayed):
+            return False
+        hop = RELAY if relayed else dst
+        arrival = self._transmit(src, hop, frame, account)
+        if arrival is not None:
+            if relayed:
+                self._push(arrival, _RELAY_FORWARD, src, dst, (frame, account, kind, body))
+            else:
+                self._push(arrival, kind, src, dst, body)
+        return True
+
+    def _on_relay_forward(self, src: int, dst: int, payload: Any) -> None:
+        frame, account, kind, body = payload
+        if not self._arrived(src, RELAY):
+            return
+        arrival = self._transmit(RELAY, dst, frame, account)
+        if arrival is not None:
+            self._push(arrival, kind, src, dst, body)
+
+    def _landed(self, src: int, dst: int, relayed: bool) -> bool:
+        return self._arrived(RELAY, dst) if relayed else self._arrived(src, dst)
+
     # -- sending ------------------------------------------------------------
     def _on_workload(self, stream: int, _b: int, _payload: Any) -> None:
         send = self._workload.next_send(stream, self._now)
@@ -283,12 +321,14 @@ class Simulation:
         token = (out.entry.message_id, out.token)
         timeout = self._now + int(self.config.connect_timeout * _US)
         if path is Path.DIRECT:
-            if not self._arrived(sender, out.recipient):
+            relayed = out.recipient in self._natted
+            body = (frame, token[0], relayed)
+            message_id = out.entry.message_id
+            if not self._channel_send(
+                sender, out.recipient, frame, message_id, relayed, _DIRECT_ARRIVE, body
+            ):
                 self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*token, Outcome.DIRECT_FAILED))
                 return
-            arrival = self._transmit(sender, out.recipient, frame, out.entry.message_id)
-            if arrival is not None:
-                self._push(arrival, _DIRECT_ARRIVE, sender, out.recipient, (frame, token[0]))
             out.entry = self._engine.apply(out.entry, Outcome.DIRECT_SENT, now=now_ms)
             self._reschedule(sender, out, out.entry.next_attempt_at)
         else:  # Path.STORE (WAIT needs direct_possible=False, which the sim never passes)
@@ -328,7 +368,7 @@ class Simulation:
             received = peer.open(
                 data,
                 now=self._now_ms(),
-                from_device=self._peers[sender].device_key if path == "direct" else None,
+                from_device=None if path == "store" else self._peers[sender].device_key,
             )
         except OmegaError:  # pragma: no cover - the sim only sends valid envelopes
             return None
@@ -344,21 +384,21 @@ class Simulation:
         return received.message_id
 
     def _on_direct_arrive(self, sender: int, receiver: int, payload: Any) -> None:
-        frame, account = payload
-        if not self._arrived(sender, receiver):
+        frame, account, relayed = payload
+        if not self._landed(sender, receiver, relayed):
             return
-        message_id = self._deliver(receiver, sender, frame, path="direct")
+        path = "relay" if relayed else "direct"
+        message_id = self._deliver(receiver, sender, frame, path=path)
         if message_id is None:
             return
         ack = SimPeer.ack(message_id, now=self._now_ms())
-        arrival = self._transmit(receiver, sender, ack, account)
-        if arrival is not None:
-            self._push(arrival, _ACK_ARRIVE, receiver, sender, ack)
+        # the Ack goes back on the same channel (relayed when the receiver is behind NAT)
+        self._channel_send(receiver, sender, ack, account, relayed, _ACK_ARRIVE, (ack, relayed))
 
     def _on_ack_arrive(self, receiver: int, sender: int, payload: Any) -> None:
-        assert isinstance(payload, bytes)
-        if self._arrived(receiver, sender):
-            self._acknowledge(sender, SimPeer.read_ack(payload))
+        ack, relayed = payload
+        if self._landed(receiver, sender, relayed):
+            self._acknowledge(sender, SimPeer.read_ack(ack))
 
     # -- the store ------------------------------------------------------------
     def _on_deposit_arrive(self, sender: int, recipient: int, payload: Any) -> None:
@@ -437,10 +477,9 @@ class Simulation:
         frame = self._peers[peer].receipt(
             message_id=message_id, recipient=self._peers[sender], now=self._now_ms()
         )
-        if self._arrived(peer, sender):
-            arrival = self._transmit(peer, sender, frame, message_id)
-            if arrival is not None:
-                self._push(arrival, _DIRECT_ARRIVE, peer, sender, (frame, message_id))
+        relayed = sender in self._natted
+        body = (frame, message_id, relayed)
+        if self._channel_send(peer, sender, frame, message_id, relayed, _DIRECT_ARRIVE, body):
             return
         arrival = self._transmit(peer, STORE, frame, message_id)
         if arrival is not None:

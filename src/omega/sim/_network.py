@@ -1,7 +1,7 @@
 """The virtual network: who can reach whom, and when a frame arrives.
 
-Nodes are peer numbers and :data:`STORE` (``-1``). A frame from ``a`` to ``b``
-sent at ``now`` (virtual microseconds) waits for ``a``'s uplink (frames
+Nodes are peer numbers, :data:`STORE` (``-1``) and :data:`RELAY` (``-2``).
+A frame from ``a`` to ``b`` sent at ``now`` (virtual microseconds) waits for ``a``'s uplink (frames
 leave one after the other at the link's bandwidth), then travels the link's
 base latency (drawn once per link) plus a jitter draw; it is lost with the
 link's loss probability, and never arrives when the two nodes are in
@@ -15,10 +15,12 @@ import random
 
 from omega.sim.config import LinkConfig, SimConfig
 
-__all__ = ["STORE", "Network"]
+__all__ = ["RELAY", "STORE", "Network"]
 
 STORE = -1
 """The node number of the store-and-forward server."""
+RELAY = -2
+"""The node number of the relay."""
 
 _US_PER_MS = 1000
 _US_PER_S = 1_000_000
@@ -42,25 +44,26 @@ class Network:
         self._base: dict[tuple[int, int], float] = {}
         self._uplink_free: dict[int, int] = {}
         self._partitions = [
-            (int(p.start * _US_PER_S), int(p.end * _US_PER_S), p.peers, p.store)
+            (int(p.start * _US_PER_S), int(p.end * _US_PER_S), p.peers, p.store, p.relay)
             for p in config.partitions
         ]
         self.online = bytearray([1]) * config.peers
-        """``online[peer]`` is 1 while the peer is online (the store never goes down)."""
+        """``online[peer]`` is 1 while the peer is online (the store and relay never go down)."""
 
     def _link(self, a: int, b: int) -> LinkConfig:
-        return self._config.store_link if STORE in (a, b) else self._config.link
+        if STORE in (a, b):
+            return self._config.store_link
+        return self._config.relay_link if RELAY in (a, b) else self._config.link
 
     def reachable(self, a: int, b: int, now: int) -> bool:
         """Whether ``a`` and ``b`` are both up and on the same side of every open partition."""
-        if (a != STORE and not self.online[a]) or (b != STORE and not self.online[b]):
+        if (a >= 0 and not self.online[a]) or (b >= 0 and not self.online[b]):
             return False
-        for start, end, peers, store in self._partitions:
-            if start <= now < end:
-                a_inside = store if a == STORE else a in peers
-                b_inside = store if b == STORE else b in peers
-                if a_inside != b_inside:
-                    return False
+        for start, end, peers, store, relay in self._partitions:
+            if start <= now < end and _inside(a, peers, store, relay) != _inside(
+                b, peers, store, relay
+            ):
+                return False
         return True
 
     def transmit(self, a: int, b: int, size: int, now: int) -> int | None:
@@ -82,3 +85,11 @@ class Network:
         jitter = link.jitter
         extra = jitter.mean if jitter.kind == "constant" else jitter.sample(self._rng)
         return done + int((base + extra) * _US_PER_MS)
+
+
+def _inside(node: int, peers: frozenset[int], store: bool, relay: bool) -> bool:
+    if node == STORE:
+        return store
+    if node == RELAY:
+        return relay
+    return node in peers

@@ -44,7 +44,7 @@ class MessageRecord:
     delivered_at: float | None = None
     """When the recipient first decrypted it, or ``None``."""
     path: str = ""
-    """How the first copy arrived: ``direct`` or ``store`` (empty if undelivered)."""
+    """How the first copy arrived: ``direct``, ``relay`` or ``store`` (empty if undelivered)."""
     attempts: int = 0
     """Direct sends and store deposits the sender made."""
     acknowledged_at: float | None = None
@@ -102,6 +102,8 @@ class Summary:
     """``delivered / messages`` (1.0 when nothing was sent)."""
     direct: int
     """Delivered directly."""
+    via_relay: int
+    """Delivered directly through the relay."""
     via_store: int
     """Delivered through the store."""
     latency_p50_ms: float
@@ -128,7 +130,8 @@ class Summary:
         """A few human-readable lines."""
         return (
             f"messages {self.messages}, delivered {self.delivered} "
-            f"({self.delivery_ratio:.2%}): direct {self.direct}, store {self.via_store}\n"
+            f"({self.delivery_ratio:.2%}): direct {self.direct}, relay {self.via_relay}, "
+            f"store {self.via_store}\n"
             f"latency ms: p50 {self.latency_p50_ms:.1f}, p90 {self.latency_p90_ms:.1f}, "
             f"p99 {self.latency_p99_ms:.1f}, max {self.latency_max_ms:.1f}\n"
             f"wire: {self.frames} frames, {self.wire_bytes} bytes "
@@ -162,6 +165,7 @@ class SimResult:
             delivered=len(latencies),
             delivery_ratio=len(latencies) / messages if messages else 1.0,
             direct=sum(1 for record in self.records if record.path == "direct"),
+            via_relay=sum(1 for record in self.records if record.path == "relay"),
             via_store=sum(1 for record in self.records if record.path == "store"),
             latency_p50_ms=percentile(latencies, 0.5),
             latency_p90_ms=percentile(latencies, 0.9),

@@ -4,7 +4,7 @@ Every component is a frozen dataclass validated in ``__post_init__``
 (:class:`~omega.errors.ConfigurationError` on a bad value). Times are
 seconds of *virtual* time from the start of the run; latencies are
 milliseconds; bandwidths are bits per second. Peers are numbered
-``0 .. peers - 1``; the store-and-forward server is the node ``"store"``.
+``0 .. peers - 1``; the store-and-forward server and the relay are nodes too.
 """
 
 from __future__ import annotations
@@ -138,6 +138,8 @@ class Partition:
     """The peers on the cut-off side."""
     store: bool = False
     """True when the store is on the cut-off side too."""
+    relay: bool = False
+    """True when the relay is on the cut-off side too."""
 
     def __post_init__(self) -> None:
         _number("partition start", self.start, 0.0)
@@ -272,6 +274,14 @@ class SimConfig:
     """Links between a peer and the store (``bandwidth`` is the store's uplink)."""
     store: bool = True
     """Whether a store-and-forward server exists."""
+    relay: bool = False
+    """Whether a relay exists (the only way to reach a peer behind NAT directly)."""
+    relay_link: LinkConfig = field(
+        default_factory=lambda: LinkConfig(latency=Distribution(mean=30.0), bandwidth=1e9)
+    )
+    """Links between a peer and the relay (``bandwidth`` is the relay's uplink)."""
+    nat_fraction: float = 0.0
+    """Share of the peers behind NAT: they accept no direct connection, only relayed ones."""
     connect_timeout: float = 5.0
     """Seconds until a connection attempt to an unreachable node is given up."""
     churn: ChurnConfig = field(default_factory=ChurnConfig)
@@ -293,6 +303,7 @@ class SimConfig:
         _number("drain", self.drain, 0.0, 366 * 86400)
         _integer("seed", self.seed, 0, 2**63 - 1)
         _number("connect_timeout", self.connect_timeout, 0.001, 3600)
+        _number("nat_fraction", self.nat_fraction, 0.0, 1.0)
         _integer("direct_attempts", self.direct_attempts, 0, 100)
         _number("ack_timeout", self.ack_timeout, 0.01, 3600)
         object.__setattr__(self, "offline", tuple(self.offline))

@@ -6,6 +6,8 @@ TOML (every table and key optional; unknown keys are refused)::
     duration = 600          # seconds of traffic
     drain = 3600            # seconds more for messages in flight
     seed = 1
+    relay = true            # a relay node
+    nat_fraction = 0.3      # peers reachable only through the relay
 
     [link]                  # links between peers
     latency = { kind = "lognormal", mean = 60, stddev = 30 }
@@ -23,6 +25,7 @@ TOML (every table and key optional; unknown keys are refused)::
     end = 200
     peers = [0, 1, "10-19"]  # numbers and inclusive ranges
     store = false
+    relay = false
 
     [[offline]]
     peer = 3
@@ -78,6 +81,8 @@ _TOP_SCALARS = (
     "connect_timeout",
     "direct_attempts",
     "ack_timeout",
+    "relay",
+    "nat_fraction",
 )
 
 
@@ -164,10 +169,10 @@ def config_from_dict(data: Mapping[str, Any]) -> SimConfig:
 
     Raises :class:`~omega.errors.ConfigurationError` for unknown keys and bad values.
     """
-    tables = {"link", "store_link", "churn", "offline", "partitions", "workload"}
+    tables = {"link", "store_link", "relay_link", "churn", "offline", "partitions", "workload"}
     _check_keys(data, set(_TOP_SCALARS) | tables, "the scenario")
     fields: dict[str, Any] = {key: data[key] for key in _TOP_SCALARS if key in data}
-    for key in ("link", "store_link"):
+    for key in ("link", "store_link", "relay_link"):
         if key in data:
             fields[key] = _link(data[key], key)
     if "churn" in data:
