@@ -24,7 +24,13 @@ def run_example(name: str, *args: str) -> str:
 
 
 def test_every_example_is_tested() -> None:
-    tested = {"contact_exchange.py", "quickstart.py", "two_peers.py"}
+    tested = {
+        "contact_exchange.py",
+        "quickstart.py",
+        "two_peers.py",
+        "sim_offline_delivery.py",
+        "sim_partition.py",
+    }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
 
@@ -58,3 +64,19 @@ def test_two_peers(tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", ["contact_exchange.py", "two_peers.py"])
 def test_examples_run_without_arguments(name: str) -> None:
     assert run_example(name)
+
+
+def test_sim_offline_delivery(tmp_path: Path) -> None:
+    output = run_example("sim_offline_delivery.py", str(tmp_path))
+    assert "delivered 312 (100.00%)" in output
+    assert "messages to peer 7 (offline until 900 s): 10" in output
+    assert output.count("via store") == 10
+    assert "every message to the offline peer arrived through the store" in output
+    assert (tmp_path / "messages.csv").read_text().startswith("message_id,")
+    assert (tmp_path / "latency_cdf.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_sim_partition() -> None:
+    output = run_example("sim_partition.py")
+    assert "every message across the partition arrived after it healed at 300 s" in output
+    assert "same seed, same trace" in output
