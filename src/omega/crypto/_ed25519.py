@@ -11,6 +11,7 @@ small order.
 
 from __future__ import annotations
 
+import functools
 import hmac
 from dataclasses import dataclass, field
 from typing import Self
@@ -55,9 +56,16 @@ def check_public_key(public_key: bytes) -> bytes:
             f"an Ed25519 public key is {PUBLIC_KEY_SIZE} bytes, got {len(public_key)}",
             details={"size": len(public_key)},
         )
-    if not nacl.bindings.crypto_core_ed25519_is_valid_point(public_key):
+    if not _is_valid_point(public_key):
         raise InvalidKeyError("not a valid Ed25519 public key (invalid or small-order point)")
     return public_key
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_valid_point(public_key: bytes) -> bool:
+    """libsodium's point check (~60-100 µs), remembered: the same few keys of a
+    device's contacts are checked again with every certificate and signature."""
+    return bool(nacl.bindings.crypto_core_ed25519_is_valid_point(public_key))
 
 
 def verify_signature(public_key: bytes, message: bytes, signature: bytes) -> None:
