@@ -183,7 +183,7 @@ class Bot:
 
         return register
 
-    def on_message(self, filter: Filter | None = None) -> Callable[[H], H]:  # noqa: A002
+    def on_message(self, filter: Filter | None = None) -> Callable[[H], H]:
         """Decorator: run the handler for messages ``filter`` accepts (all by default).
 
         Handlers are tried in the order registered; the first match runs.
@@ -241,6 +241,11 @@ class Bot:
     def contact_uri(self) -> ContactUri:
         """The bot's ``omega://`` contact URI."""
         return ContactUri(user_id=self.user_id, display_name=self.identity.display_name or None)
+
+    @property
+    def pending(self) -> int:
+        """Messages queued or running."""
+        return self._dispatcher.pending if self._dispatcher is not None else 0
 
     @property
     def handled_count(self) -> int:

@@ -92,6 +92,7 @@ class BotStore(ABC):
     async def set_handoff(self, customer_id: str, human_id: str | None) -> None:
         """Hand ``customer_id`` to ``human_id`` (``None``: back to the bot)."""
 
+    @abstractmethod
     async def aclose(self) -> None:
         """Release the store's resources (idempotent)."""
 

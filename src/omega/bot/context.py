@@ -94,7 +94,10 @@ class MessageContext:
         await self.save_state(state)
 
     async def transfer_to_human(self, human_id: str, *, reason: str = "") -> None:
-        """Hand this conversation to the human contact ``human_id`` (see :mod:`omega.bot.handoff`)."""
+        """Hand this conversation to the human contact ``human_id``.
+
+        See :mod:`omega.bot.handoff`.
+        """
         await self.bot.handoff.transfer(self.conversation_id, human_id, reason=reason)
 
 

@@ -62,3 +62,6 @@ class MemoryBotStore(BotStore):
             self._handoffs.pop(customer_id, None)
         else:
             self._handoffs[customer_id] = human_id
+
+    async def aclose(self) -> None:
+        return None

@@ -66,14 +66,26 @@ class SQLiteBotStore(BotStore):
             raise ConfigurationError("the bot store's encryption key is 32 bytes")
         box = nacl.secret.SecretBox(encryption_key) if encryption_key is not None else None
         path = Path(path)
+        # Checked up front: aiosqlite leaves its worker thread to fail noisily on a failed connect.
+        if path.is_dir() or not path.parent.is_dir():
+            raise StorageError(
+                f"cannot open the bot store {path}: not a file in an existing folder"
+            )
         try:
             connection = await aiosqlite.connect(path)
+        except sqlite3.Error as exc:  # pragma: no cover - checked above
+            raise StorageError(f"cannot open the bot store {path}: {exc}") from exc
+        try:
             await connection.execute("PRAGMA journal_mode=WAL")
             await connection.execute("PRAGMA synchronous=NORMAL")
             await connection.executescript(_SCHEMA)
             await connection.commit()
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the bot store {path}: {exc}") from exc
+        except BaseException as exc:
+            with anyio.CancelScope(shield=True):
+                await connection.close()
+            if isinstance(exc, sqlite3.Error):
+                raise StorageError(f"cannot open the bot store {path}: {exc}") from exc
+            raise
         return cls(connection, path, box)
 
     def _db(self) -> aiosqlite.Connection:
@@ -164,9 +176,11 @@ class SQLiteBotStore(BotStore):
         await self._write(("INSERT OR REPLACE INTO state VALUES (?, ?)", (conversation_id, data)))
 
     async def handoffs(self) -> dict[str, str]:
-        async with self._lock:
-            async with self._db().execute("SELECT customer_id, human_id FROM handoff") as cursor:
-                return {str(row[0]): str(row[1]) for row in await cursor.fetchall()}
+        async with (
+            self._lock,
+            self._db().execute("SELECT customer_id, human_id FROM handoff") as cursor,
+        ):
+            return {str(row[0]): str(row[1]) for row in await cursor.fetchall()}
 
     async def set_handoff(self, customer_id: str, human_id: str | None) -> None:
         if human_id is None:
