@@ -7,7 +7,7 @@ While a customer is handed to a human:
 * every message from the human goes to the customer through the bot (the
   customer keeps talking to the bot's identity). A human serving several
   customers chooses one by replying (quoting) a forwarded message; otherwise
-  the customer whose message was forwarded last gets it;
+  the customer last forwarded to them or last answered by them gets it;
 * the human sends ``/release`` to give the customer back to the bot and
   ``/customers`` to list whom they are serving.
 

@@ -68,7 +68,7 @@ class WebhookConfig:
     secret: bytes | str
     """The shared HMAC key (at least 16 bytes)."""
     timeout: float = 10.0
-    """Per attempt."""
+    """Longest time one attempt may take."""
     max_attempts: int = 6
     """Attempts per message before it is dropped (logged)."""
     initial_backoff: float = 0.5
@@ -180,8 +180,10 @@ class OutboundWebhook:
             headers = {"Content-Type": "application/json", "Omega-Event": "message.received"}
             headers.update(signature_headers(config.secret, int(time.time()), body))
             try:
-                response = await client.post(config.url, content=body, headers=headers)
-            except httpx.HTTPError as exc:
+                # httpx's timeouts are per read or write; this one bounds the whole attempt.
+                with anyio.fail_after(config.timeout):
+                    response = await client.post(config.url, content=body, headers=headers)
+            except (httpx.HTTPError, TimeoutError) as exc:
                 outcome = f"error:{type(exc).__name__}"
             else:
                 if 200 <= response.status_code < 300:
