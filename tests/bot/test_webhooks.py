@@ -59,7 +59,8 @@ def test_signature_round_trip_and_refusals() -> None:
     body = b'{"a":1}'
     headers = signature_headers(SECRET, 1_700_000_000, body)
     assert headers["Omega-Signature"] == sign(SECRET, 1_700_000_000, body)
-    assert headers["Omega-Signature"].startswith("v1=") and len(headers["Omega-Signature"]) == 67
+    assert headers["Omega-Signature"].startswith("v1=")
+    assert len(headers["Omega-Signature"]) == 67
     args = {"timestamp": headers["Omega-Timestamp"], "signature": headers["Omega-Signature"]}
     verify(SECRET, body=body, now=1_700_000_100, **args)
     with pytest.raises(AuthenticationFailedError, match="does not match"):
@@ -103,7 +104,8 @@ async def test_each_incoming_message_is_posted_signed() -> None:
     assert payload["sender_id"] == tester.user.user_id
     assert payload["bot_id"] == bot.user_id
     content = decode_message(MessageContent, base64.b64decode(payload["content"]))
-    assert content.text is not None and content.text.text == "/ping"
+    assert content.text is not None
+    assert content.text.text == "/ping"
     assert headers["omega-event"] == "message.received"
     assert webhook.delivered == 1
 
@@ -122,7 +124,8 @@ async def test_failures_are_retried_with_backoff() -> None:
         with anyio.fail_after(5):
             await receiver.arrived.wait()
     assert len(receiver.requests) == 3
-    assert webhook.delivered == 1 and webhook.dropped == 0
+    assert webhook.delivered == 1
+    assert webhook.dropped == 0
 
 
 async def test_a_refusing_target_is_not_retried() -> None:
