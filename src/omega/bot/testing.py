@@ -141,7 +141,9 @@ class BotTestClient:
     user (:meth:`send`, :meth:`receive`); :meth:`new_user` adds more.
     """
 
-    def __init__(self, bot: Bot, *, network: MemoryNetwork | None = None) -> None:
+    def __init__(
+        self, bot: Bot, *, network: MemoryNetwork | None = None, user_name: str = "Tester"
+    ) -> None:
         if bot.transports is not None:
             raise ConfigurationError("BotTestClient gives the bot its transport; pass none")
         self.bot = bot
@@ -152,6 +154,7 @@ class BotTestClient:
             bot.client_config = FAST_CLIENT_CONFIG
         self._stack: AsyncExitStack | None = None
         self._user: TestUser | None = None
+        self._user_name = user_name
 
     def registry(self) -> TransportRegistry:
         """A transport registry on the tester's memory network."""
@@ -164,7 +167,7 @@ class BotTestClient:
         try:
             await stack.enter_async_context(self.bot)
             self._stack = stack
-            self._user = await self.new_user("Tester")
+            self._user = await self.new_user(self._user_name)
         except BaseException:
             self._stack = None
             await stack.aclose()
