@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from pathlib import Path
 
 import anyio
@@ -50,12 +51,17 @@ async def serve(data_dir: str, listen: str) -> None:
     passphrase = os.environ.get("OMEGA_PASSPHRASE", "change this passphrase")
     directory = DataDir(Path(data_dir))
     if not directory.exists():
-        identity = Identity.create(display_name="Echo", device_name="server")
+        identity = Identity.create(
+            display_name="Echo", device_name="server", created_at=int(time.time() * 1000)
+        )
         directory.save_identity(identity, passphrase)
     bot = await Bot.from_data_dir(data_dir, passphrase=passphrase, listen=[listen])
     register(bot)
-    print(f"Echo bot {bot.contact_uri} listening on {listen}; Ctrl-C stops it")
-    await bot.run()
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(bot.run)
+        await bot.started.wait()
+        addresses = ", ".join(str(address) for address in bot.client.addresses)
+        print(f"Echo bot {bot.contact_uri} listening on {addresses}; Ctrl-C stops it", flush=True)
 
 
 def main() -> None:

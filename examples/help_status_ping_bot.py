@@ -63,14 +63,17 @@ async def serve(data_dir: str, listen: str) -> None:
     passphrase = os.environ.get("OMEGA_PASSPHRASE", "change this passphrase")
     directory = DataDir(Path(data_dir))
     if not directory.exists():
-        directory.save_identity(
-            Identity.create(display_name="Helper", device_name="server"), passphrase
-        )
+        now = int(time.time() * 1000)
+        identity = Identity.create(display_name="Helper", device_name="server", created_at=now)
+        directory.save_identity(identity, passphrase)
     bot = await Bot.from_data_dir(data_dir, passphrase=passphrase, listen=[listen])
     register(bot)
     logging.basicConfig(level=logging.INFO)
-    print(f"Bot {bot.contact_uri} listening on {listen}; Ctrl-C stops it")
-    await bot.run()
+    async with anyio.create_task_group() as task_group:
+        task_group.start_soon(bot.run)
+        await bot.started.wait()
+        addresses = ", ".join(str(address) for address in bot.client.addresses)
+        print(f"Bot {bot.contact_uri} listening on {addresses}; Ctrl-C stops it", flush=True)
 
 
 def main() -> None:

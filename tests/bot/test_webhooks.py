@@ -58,6 +58,11 @@ class Receiver:
 def test_signature_round_trip_and_refusals() -> None:
     body = b'{"a":1}'
     headers = signature_headers(SECRET, 1_700_000_000, body)
+    # The test vector of docs/bots.md.
+    assert headers["Omega-Signature"] == (
+        "v1=52458f5dec580b2262ea992bf01ff3b29c96703b7fbcb5cf7590a79563e1f45e"
+    )
+    assert headers["Omega-Timestamp"] == "1700000000"
     assert headers["Omega-Signature"] == sign(SECRET, 1_700_000_000, body)
     assert headers["Omega-Signature"].startswith("v1=")
     assert len(headers["Omega-Signature"]) == 67

@@ -124,6 +124,8 @@ class Bot:
         self._dispatcher: Dispatcher | None = None
         self._stack: AsyncExitStack | None = None
         self._stop = anyio.Event()
+        self.started = anyio.Event()
+        """Set once the bot runs (after recovery was queued)."""
         self._used = False
 
     @classmethod
@@ -290,6 +292,7 @@ class Bot:
             await stack.aclose()
             raise
         self._stack = stack
+        self.started.set()
         logger.info("event=bot_started user=%s", self.user_id[:20])
         return self
 
@@ -325,21 +328,24 @@ class Bot:
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Run until :meth:`stop` (or SIGINT/SIGTERM when ``handle_signals``)."""
-        async with self, anyio.create_task_group() as task_group:
+        async with anyio.create_task_group() as task_group:
             if handle_signals:
-                task_group.start_soon(self._watch_signals)
-            await self._stop.wait()
+                await task_group.start(self._watch_signals)
+            async with self:
+                await self._stop.wait()
             task_group.cancel_scope.cancel()
 
-    async def _watch_signals(self) -> None:
+    async def _watch_signals(self, *, task_status: anyio.abc.TaskStatus[None]) -> None:
         try:
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                task_status.started()
                 async for signum in signals:
                     logger.info("event=bot_shutdown_requested signal=%d", signum)
                     self.stop()
                     return
         except (RuntimeError, ValueError, NotImplementedError) as exc:  # pragma: no cover
             logger.warning("event=bot_no_signal_handlers reason=%s", exc)
+            task_status.started()
 
     def _build_client(self) -> Client:
         return Client(

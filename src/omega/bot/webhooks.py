@@ -264,6 +264,8 @@ class InboundEndpoint:
         async def serve() -> None:
             try:
                 await server.serve()
+            except SystemExit:  # uvicorn exits the process when it cannot bind
+                logger.error("event=bot_http_failed host=%s port=%d", self._host, self._port)
             finally:
                 self._done.set()
 
