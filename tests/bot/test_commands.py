@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from decimal import Decimal
 from typing import Any
@@ -72,9 +73,9 @@ def test_explicit_specs_and_converters() -> None:
         {"colour": Colour.BLUE, "price": Decimal("9.50"), "code": 255},
     )
     assert command.parse("red").arguments["colour"] is Colour.RED
-    with pytest.raises(CommandSyntaxError, match="expected|must be"):
+    with pytest.raises(CommandSyntaxError, match=r"must be red\|blue"):
         command.parse("green")
-    with pytest.raises(CommandSyntaxError, match="<price> must be number, got 'abc"):
+    with pytest.raises(CommandSyntaxError, match=r"<price> must be number, got 'abc"):
         command.parse("red abc")
     with pytest.raises(CommandSyntaxError, match=r"\.\.\.'"):
         command.parse("red " + "9" * 30 + "x" * 30)
@@ -136,7 +137,5 @@ def test_parsing_any_text_either_works_or_raises_a_syntax_error(text: str) -> No
     command = Command.build("do", _handler)
     split = split_command("/do " + text)
     assert split is not None
-    try:
+    with contextlib.suppress(CommandSyntaxError):
         command.parse(split[1])
-    except CommandSyntaxError:
-        pass
