@@ -93,3 +93,26 @@ async def test_a_human_serving_several_customers_chooses_by_replying() -> None:
             tester.user.user_id: agent.user_id,
             other.user_id: agent.user_id,
         }
+
+
+async def test_handoffs_survive_a_restart() -> None:
+    first, second, human_identity = (
+        Identity.create(display_name=name, device_name="p", created_at=0)
+        for name in ("Ana", "Beto", "Carla")
+    )
+    store = MemoryBotStore()
+    for customer in (first, second):
+        await store.set_handoff(customer.user_id, human_identity.user_id)
+    bot = support_bot({"id": human_identity.user_id}, store)
+    async with BotTestClient(bot) as tester:
+        ana = await tester.new_user("Ana", identity=first)
+        await tester.new_user("Beto", identity=second)
+        carla = await tester.new_user("Carla", identity=human_identity)
+        assert bot.handoff.human_for(first.user_id) == human_identity.user_id
+        # Nothing forwarded yet since the restart: Carla must pick a customer.
+        reply = await carla.send("hello?")
+        assert reply.text == "You serve several customers: reply to one of their messages."
+        await ana.say("still there?")
+        assert (await carla.receive()).text == "[Ana] still there?"
+        await carla.say("yes!")
+        assert (await ana.receive()).text == "yes!"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, nullcontext
 from os import PathLike
@@ -26,7 +27,6 @@ from omega.bot.middleware import Middleware
 from omega.bot.sqlite import SQLiteBotStore
 from omega.bot.webhooks import InboundEndpoint, OutboundWebhook, WebhookConfig
 from omega.client import Client, ClientConfig, DataDir, MessageReceived
-from omega.client._core import system_wall_clock
 from omega.client.datadir import store_key
 from omega.crypto import ContactUri, Identity
 from omega.discovery.base import Publisher, Resolver
@@ -52,6 +52,13 @@ BOT_STORE_FILE = "bot.db"
 
 MessageHandler = Callable[[MessageContext], Awaitable[None]]
 H = TypeVar("H", bound=Callable[..., Awaitable[None]])
+
+
+def system_wall_clock() -> int:
+    """The system's wall clock, Unix milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
 _HANDLED_KINDS = frozenset({"text", "media", "location", "contact", "sticker"})
 
 
