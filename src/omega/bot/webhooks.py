@@ -161,10 +161,15 @@ class OutboundWebhook:
         body = encode_body(message_payload(self._bot.user_id, ctx))
         try:
             self._send.send_nowait(body)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+        except anyio.WouldBlock:
             self.dropped += 1
             logger.error(
                 "event=webhook_queue_full url=%s message=%s", self.config.url, ctx.message_id
+            )
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.dropped += 1
+            logger.warning(
+                "event=webhook_stopped url=%s message=%s", self.config.url, ctx.message_id
             )
 
     async def _worker(self, receive: MemoryObjectReceiveStream[bytes]) -> None:
