@@ -30,6 +30,9 @@ def test_every_example_is_tested() -> None:
         "two_peers.py",
         "sim_offline_delivery.py",
         "sim_partition.py",
+        "echo_bot.py",
+        "help_status_ping_bot.py",
+        "sales_agent_bot.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -80,3 +83,30 @@ def test_sim_partition() -> None:
     output = run_example("sim_partition.py")
     assert "every message across the partition arrived after it healed at 300 s" in output
     assert "same seed, same trace" in output
+
+
+def test_echo_bot() -> None:
+    output = run_example("echo_bot.py")
+    assert "Customer: Olá, tudo bem?\nEcho:     Olá, tudo bem?" in output
+    assert output.rstrip().endswith("Echo:     🦜")
+
+
+def test_help_status_ping_bot() -> None:
+    output = run_example("help_status_ping_bot.py")
+    assert "< /ping - Check that the bot answers." in output
+    assert "> /ping\n< pong" in output
+    assert "messages handled" in output
+    assert "< one | two words" in output
+    assert "< Unknown command /dance. Send /help for the list." in output
+
+
+def test_sales_agent_bot() -> None:
+    output = run_example("sales_agent_bot.py")
+    assert "bot -> Customer: We have 120 boxes of tomato in stock. Total: R$ 2,450.00." in output
+    assert "bot -> Customer: Order #1001 confirmed: 50 boxes of tomato." in output
+    assert "bot -> Seller: Distribuidora Silva has been handed to you" in output
+    assert "bot -> Customer: Lettuce ran out today" in output
+    assert "bot -> Seller: [Distribuidora Silva] Yes please, reserve 30." in output
+    assert "bot -> Customer: You are back with the assistant." in output
+    assert "bot -> Customer: Your order #1001 left for delivery." in output
+    assert "ERP received 6 signed webhook events" in output

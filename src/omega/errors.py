@@ -15,7 +15,8 @@ or pick the branch it cares about::
     │   ├── InvalidUserIdError      a user id fails its format or checksum
     │   ├── InvalidUriError         an ``omega://`` URI is malformed
     │   ├── InvalidAddressError     a transport address is malformed
-    │   └── InvalidQrPayloadError   a scanned QR payload is malformed
+    │   ├── InvalidQrPayloadError   a scanned QR payload is malformed
+    │   └── CommandSyntaxError      a bot command's text or arguments are malformed
     ├── CryptoError
     │   ├── InvalidKeyError         a key has the wrong size or is unusable
     │   ├── InvalidSignatureError   a signature does not verify
@@ -72,6 +73,7 @@ from typing import ClassVar
 __all__ = [
     "AuthenticationFailedError",
     "CertificateError",
+    "CommandSyntaxError",
     "ConfigurationError",
     "ConnectionClosedError",
     "ConnectionLimitError",
@@ -216,6 +218,12 @@ class InvalidQrPayloadError(DecodeError):
     """A QR payload (safety number or contact) is malformed."""
 
     code = "invalid_qr_payload"
+
+
+class CommandSyntaxError(DecodeError):
+    """A bot command's text or arguments are malformed (unbalanced quotes, a bad value)."""
+
+    code = "command_syntax"
 
 
 class CryptoError(OmegaError):
