@@ -114,6 +114,7 @@ class Inbound:
         self._reset_guard = ResetGuard()
         self._requested_resets: dict[bytes, int] = {}
         self._offered: dict[bytes, int] = {}
+        self._handed_out: set[int] = set()  # one-time prekey ids already offered
         self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self._applied: list[str] = []  # inbox entries applied, removed with the next commit
 
@@ -182,10 +183,16 @@ class Inbound:
                 return
             prekeys = PrekeyStore.from_bytes(state)
             one_time = None
-            if (last is None or now - last >= _OFFER_INTERVAL_MS) and prekeys.one_time_prekeys:
-                # Spread offers over the pool so two requesters rarely get the same key.
-                pool = prekeys.one_time_prekeys
-                one_time = pool[(now // 1000 + len(self._offered)) % len(pool)].prekey_id
+            if last is None or now - last >= _OFFER_INTERVAL_MS:
+                # Each one-time prekey is offered to one requester only (X3DH refuses a
+                # second use); when every key in the pool was offered, the bundle has
+                # none and the session relies on the signed prekey alone.
+                pool_ids = {k.prekey_id for k in prekeys.one_time_prekeys}
+                self._handed_out &= pool_ids  # consumed keys leave the pool: forget them
+                fresh = [k for k in prekeys.one_time_prekeys if k.prekey_id not in self._handed_out]
+                if fresh:
+                    one_time = fresh[0].prekey_id
+                    self._handed_out.add(one_time)
                 self._offered[peer_key] = now
             bundle = prekeys.build_bundle(device.certificate, one_time_prekey_id=one_time)
         await self._links.send(connection, Frame(prekey_bundle=bundle))
