@@ -30,6 +30,7 @@ from omega.storage._message_rows import (
     RowCodec,
 )
 from omega.storage._message_search import fts5_expression, parse_search_query
+from omega.storage._sqlite_common import SQLITE_ERRORS
 from omega.storage.base import check_device_key, check_limit
 from omega.storage.message_base import (
     ContactRecord,
@@ -43,12 +44,6 @@ from omega.storage.message_base import (
 
 __all__ = ["SQLITE_ERRORS", "SQLiteMessageTransaction"]
 
-SQLITE_ERRORS: dict[type[BaseException], type[StorageError]] = {
-    sqlite3.OperationalError: StorageError,  # locked, disk full, unreadable file...
-    sqlite3.DatabaseError: CorruptDataError,  # "file is not a database", malformed pages
-    sqlite3.Error: StorageError,
-    OSError: StorageError,
-}
 
 _QUALIFIED_MESSAGE_COLUMNS = ", ".join(f"m.{name.strip()}" for name in MESSAGE_COLUMNS.split(","))
 

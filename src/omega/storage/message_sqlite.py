@@ -25,8 +25,8 @@ delivery states, flags, and value sizes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 
@@ -35,8 +35,9 @@ import anyio
 
 from omega.errors import ConfigurationError, CorruptDataError, StorageError, map_exceptions
 from omega.storage._message_rows import RowCodec, message_row_id
-from omega.storage._message_sqlite_tx import SQLITE_ERRORS, SQLiteMessageTransaction
+from omega.storage._message_sqlite_tx import SQLiteMessageTransaction
 from omega.storage._sealing import PLAIN, Sealer, derive_store_key, new_kdf_parameters
+from omega.storage._sqlite_common import SQLITE_ERRORS, sqlite_transaction
 from omega.storage.message_base import MessageStore, MessageStoreTransaction
 
 __all__ = ["MESSAGE_SCHEMA_VERSION", "SQLiteMessageStore"]
@@ -162,25 +163,13 @@ class SQLiteMessageStore(MessageStore):
             raise
         return cls(connection, codec, file)
 
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[MessageStoreTransaction]:
-        async with self._lock:
-            with map_exceptions(SQLITE_ERRORS, "cannot start a message store transaction"):
-                await self._connection.execute("BEGIN IMMEDIATE")
-            transaction = SQLiteMessageTransaction(self._connection, self._codec)
-            try:
-                yield transaction
-            except BaseException:
-                transaction.live = False
-                with anyio.CancelScope(shield=True):
-                    await self._connection.rollback()
-                raise
-            transaction.live = False
-            with (
-                anyio.CancelScope(shield=True),
-                map_exceptions(SQLITE_ERRORS, "message store commit failed"),
-            ):
-                await self._connection.commit()
+    def _begin(self) -> AbstractAsyncContextManager[MessageStoreTransaction]:
+        return sqlite_transaction(
+            self._connection,
+            self._lock,
+            SQLiteMessageTransaction(self._connection, self._codec),
+            kind="message store",
+        )
 
     async def _close(self) -> None:
         with anyio.CancelScope(shield=True):

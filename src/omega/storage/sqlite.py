@@ -21,8 +21,8 @@ number of sessions, sender keys and inbox entries, and value sizes.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from omega.errors import (
     map_exceptions,
 )
 from omega.storage._sealing import PLAIN, Sealer, derive_store_key, new_kdf_parameters
+from omega.storage._sqlite_common import SQLITE_ERRORS, sqlite_transaction
 from omega.storage.base import (
     InboxEntry,
     KeyStore,
@@ -53,12 +54,6 @@ __all__ = ["SCHEMA_VERSION", "SQLiteKeyStore"]
 SCHEMA_VERSION = 1
 """Version of the file layout; a file with a newer version is refused."""
 
-_SQLITE_ERRORS: dict[type[BaseException], type[StorageError]] = {
-    sqlite3.OperationalError: StorageError,  # locked, disk full, unreadable file...
-    sqlite3.DatabaseError: CorruptDataError,  # "file is not a database", integrity failures
-    sqlite3.Error: StorageError,
-    OSError: StorageError,
-}
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
@@ -83,7 +78,7 @@ class _SQLiteTransaction(KeyStoreTransaction):
     async def _fetch_one(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Row | None:
         if not self.live:
             raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(_SQLITE_ERRORS, "key store read failed"):
+        with map_exceptions(SQLITE_ERRORS, "key store read failed"):
             async with self._connection.execute(sql, parameters) as cursor:
                 row: sqlite3.Row | None = await cursor.fetchone()
                 return row
@@ -91,14 +86,14 @@ class _SQLiteTransaction(KeyStoreTransaction):
     async def _fetch_all(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
         if not self.live:
             raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(_SQLITE_ERRORS, "key store read failed"):
+        with map_exceptions(SQLITE_ERRORS, "key store read failed"):
             async with self._connection.execute(sql, parameters) as cursor:
                 return list(await cursor.fetchall())
 
     async def _execute(self, sql: str, parameters: tuple[object, ...]) -> int:
         if not self.live:
             raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(_SQLITE_ERRORS, "key store write failed"):
+        with map_exceptions(SQLITE_ERRORS, "key store write failed"):
             async with self._connection.execute(sql, parameters) as cursor:
                 return cursor.rowcount
 
@@ -278,7 +273,7 @@ class SQLiteKeyStore(KeyStore):
                 f"cannot open the key store {file}: not a file in an existing folder",
                 details={"path": str(file)},
             )
-        with map_exceptions(_SQLITE_ERRORS, f"cannot open the key store {file}"):
+        with map_exceptions(SQLITE_ERRORS, f"cannot open the key store {file}"):
             connection = await aiosqlite.connect(file, isolation_level=None)
         try:
             sealer = await _prepare(connection, encryption_key, passphrase)
@@ -288,25 +283,13 @@ class SQLiteKeyStore(KeyStore):
             raise
         return cls(connection, sealer, file)
 
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[KeyStoreTransaction]:
-        async with self._lock:
-            with map_exceptions(_SQLITE_ERRORS, "cannot start a key store transaction"):
-                await self._connection.execute("BEGIN IMMEDIATE")
-            transaction = _SQLiteTransaction(self._connection, self._sealer)
-            try:
-                yield transaction
-            except BaseException:
-                transaction.live = False
-                with anyio.CancelScope(shield=True):
-                    await self._connection.rollback()
-                raise
-            transaction.live = False
-            with (
-                anyio.CancelScope(shield=True),
-                map_exceptions(_SQLITE_ERRORS, "key store commit failed"),
-            ):
-                await self._connection.commit()
+    def _begin(self) -> AbstractAsyncContextManager[KeyStoreTransaction]:
+        return sqlite_transaction(
+            self._connection,
+            self._lock,
+            _SQLiteTransaction(self._connection, self._sealer),
+            kind="key store",
+        )
 
     async def _close(self) -> None:
         with anyio.CancelScope(shield=True):
@@ -317,7 +300,7 @@ async def _prepare(
     connection: aiosqlite.Connection, encryption_key: bytes | None, passphrase: str | None
 ) -> Sealer:
     """Set the pragmas, create or check the schema, and return the value sealer."""
-    with map_exceptions(_SQLITE_ERRORS, "not a usable Omega key store"):
+    with map_exceptions(SQLITE_ERRORS, "not a usable Omega key store"):
         mode = await connection.execute_fetchall("PRAGMA journal_mode=WAL")
         if next(iter(mode))[0] != "wal":
             raise StorageError("the key store file system does not support write-ahead logging")
