@@ -23,12 +23,7 @@ import betterproto2
 from omega.client._core import Core, identity_key_of
 from omega.client._links import Links
 from omega.client._outbox import Outbox
-from omega.client._sessions import (
-    decrypt_with_any,
-    load_sessions,
-    save_sessions,
-    session_for_prekey,
-)
+from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import (
     DecryptionFailed,
     DeliveryStateChanged,
@@ -76,6 +71,7 @@ from omega.protocol import (
 from omega.session.content import content_kind, decode_content, searchable_text
 from omega.session.envelope import EnvelopeInfo, check_binding, verify_envelope
 from omega.session.reset import ResetGuard, sign_reset_request, verify_reset_request
+from omega.session.sessions import decrypt_with_any, session_for_prekey
 from omega.storage.base import InboxEntry
 from omega.storage.message_base import ContactRecord, DeliveryState, Direction, StoredMessage
 from omega.transport.manager import PeerConnection

@@ -9,6 +9,7 @@ the simulator (``omega.sim``) drive the same code.
 * :mod:`omega.session.content`: ``MessageContent`` checks and descriptions.
 * :mod:`omega.session.delivery`: the outbox state machine and retry policy.
 * :mod:`omega.session.reset`: signed session reset requests.
+* :mod:`omega.session.sessions`: which of a device's ratchet sessions to use.
 """
 
 from __future__ import annotations

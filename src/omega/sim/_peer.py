@@ -5,7 +5,7 @@ prekeys, ratchet sessions per remote device, newest first) in memory and
 applies the same sans-I/O functions the client applies: X3DH and the Double
 Ratchet (``omega.crypto``), envelopes and the binding
 (``omega.session.envelope``), content (``omega.session.content``), the
-session list rules of the client (``omega.client._sessions``) and the wire
+session list rules of the client (``omega.session.sessions``) and the wire
 encoding (``omega.protocol``). What it returns is the real ``Frame`` bytes.
 """
 
@@ -15,7 +15,6 @@ import hmac
 import uuid
 from dataclasses import dataclass
 
-from omega.client._sessions import MAX_SESSIONS, decrypt_with_any, session_for_prekey
 from omega.crypto import Identity, RatchetSession
 from omega.crypto.prekeys import PrekeyConfig, PrekeyStore
 from omega.crypto.x3dh import MessageKind, accept_session, encrypt_message, initiate_session
@@ -35,6 +34,7 @@ from omega.protocol import (
 )
 from omega.session.content import decode_content, encode_content
 from omega.session.envelope import bind_content, check_binding, seal_envelope, verify_envelope
+from omega.session.sessions import MAX_SESSIONS, decrypt_with_any, session_for_prekey
 from omega.testing.random import SeededRandom
 
 __all__ = ["Received", "SimPeer"]
