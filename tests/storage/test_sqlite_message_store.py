@@ -11,7 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import aiosqlite
 import anyio
 import pytest
 
@@ -187,8 +186,8 @@ async def test_an_older_file_is_migrated_forward(
     path = tmp_path / "messages.db"
     await _fill(path)
 
-    async def to_v2(connection: aiosqlite.Connection, encrypted: bool) -> None:
-        await connection.execute("ALTER TABLE messages ADD COLUMN pinned INTEGER DEFAULT 0")
+    def to_v2(connection: sqlite3.Connection, encrypted: bool) -> None:
+        connection.execute("ALTER TABLE messages ADD COLUMN pinned INTEGER DEFAULT 0")
 
     monkeypatch.setattr(message_sqlite, "MESSAGE_SCHEMA_VERSION", 2)
     monkeypatch.setattr(message_sqlite, "_MIGRATIONS", (*message_sqlite._MIGRATIONS, to_v2))

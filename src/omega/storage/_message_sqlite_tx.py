@@ -5,14 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import cast
 
-import aiosqlite
-
-from omega.errors import (
-    CorruptDataError,
-    LocalProtocolError,
-    StorageError,
-    map_exceptions,
-)
+from omega.errors import CorruptDataError, StorageError
 from omega.storage._message_checks import (
     check_bool,
     check_conversation_id,
@@ -30,7 +23,7 @@ from omega.storage._message_rows import (
     RowCodec,
 )
 from omega.storage._message_search import fts5_expression, parse_search_query
-from omega.storage._sqlite_common import SQLITE_ERRORS
+from omega.storage._sqlite_common import SQLITE_ERRORS, SQLiteDatabase, check_live
 from omega.storage.base import check_device_key, check_limit
 from omega.storage.message_base import (
     ContactRecord,
@@ -89,17 +82,14 @@ _SELECT_OUTBOX = f"SELECT {OUTBOX_COLUMNS} FROM outbox"  # noqa: S608
 class SQLiteMessageTransaction(MessageStoreTransaction):
     """One ``BEGIN IMMEDIATE`` transaction of a SQLite message store."""
 
-    def __init__(self, connection: aiosqlite.Connection, codec: RowCodec) -> None:
-        self._connection = connection
+    def __init__(self, database: SQLiteDatabase, codec: RowCodec) -> None:
+        self._database = database
         self._codec = codec
         self.live = True
 
     async def _fetch_all(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
-        if not self.live:
-            raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(SQLITE_ERRORS, "message store read failed"):
-            async with self._connection.execute(sql, parameters) as cursor:
-                return list(await cursor.fetchall())
+        check_live(self)
+        return self._database.fetch_all(sql, parameters)
 
     async def _fetch_one(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Row | None:
         rows = await self._fetch_all(sql, parameters)
@@ -107,11 +97,8 @@ class SQLiteMessageTransaction(MessageStoreTransaction):
 
     async def _execute(self, sql: str, parameters: tuple[object, ...]) -> tuple[int, int | None]:
         """Run a write; return the number of rows changed and the last inserted rowid."""
-        if not self.live:
-            raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(SQLITE_ERRORS, "message store write failed"):
-            async with self._connection.execute(sql, parameters) as cursor:
-                return cursor.rowcount, cursor.lastrowid
+        check_live(self)
+        return self._database.execute(sql, parameters)
 
     # contacts
 

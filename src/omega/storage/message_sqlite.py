@@ -1,9 +1,11 @@
 """A durable :class:`~omega.storage.message_base.MessageStore` in one SQLite file.
 
-One file (the client names it ``messages.db``) through aiosqlite, in
-write-ahead-log mode with ``synchronous=FULL``: every transaction is
-``BEGIN IMMEDIATE``, a transaction that returned has reached the disk, and
-one interrupted by a crash leaves no trace. The layout is versioned with
+One file (the client names it ``messages.db``) in write-ahead-log mode with
+``synchronous=FULL``: every transaction is ``BEGIN IMMEDIATE``, a
+transaction that returned has reached the disk (even across a power loss),
+and one interrupted by a crash leaves no trace. Statements run on the
+caller's thread, the commit of a transaction that wrote in a worker thread
+(see :mod:`omega.storage._sqlite_common`). The layout is versioned with
 ``PRAGMA user_version`` (:data:`MESSAGE_SCHEMA_VERSION`); opening an older
 file migrates it forward in one transaction, a newer one is refused.
 
@@ -25,19 +27,20 @@ delivery states, flags, and value sizes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 
-import aiosqlite
 import anyio
+import anyio.to_thread
 
-from omega.errors import ConfigurationError, CorruptDataError, StorageError, map_exceptions
+from omega.errors import ConfigurationError, CorruptDataError, StorageError
 from omega.storage._message_rows import RowCodec, message_row_id
 from omega.storage._message_sqlite_tx import SQLiteMessageTransaction
 from omega.storage._sealing import PLAIN, Sealer, derive_store_key, new_kdf_parameters
-from omega.storage._sqlite_common import SQLITE_ERRORS, sqlite_transaction
+from omega.storage._sqlite_common import SQLiteDatabase
 from omega.storage.message_base import MessageStore, MessageStoreTransaction
 
 __all__ = ["MESSAGE_SCHEMA_VERSION", "SQLiteMessageStore"]
@@ -96,12 +99,12 @@ _PLAIN_FTS_V1 = (
 _TEMP_FTS = f"CREATE VIRTUAL TABLE temp.messages_fts USING fts5(text, tokenize='{_TOKENIZER}')"
 
 
-async def _migrate_to_v1(connection: aiosqlite.Connection, encrypted: bool) -> None:
+def _migrate_to_v1(connection: sqlite3.Connection, encrypted: bool) -> None:
     for statement in _SCHEMA_V1 + (() if encrypted else _PLAIN_FTS_V1):
-        await connection.execute(statement)
+        connection.execute(statement)
 
 
-_MIGRATIONS: tuple[Callable[[aiosqlite.Connection, bool], Awaitable[None]], ...] = (_migrate_to_v1,)
+_MIGRATIONS: tuple[Callable[[sqlite3.Connection, bool], None], ...] = (_migrate_to_v1,)
 """``_MIGRATIONS[n]`` takes a file from version ``n`` to ``n + 1``, inside the open transaction."""
 
 
@@ -111,11 +114,10 @@ class SQLiteMessageStore(MessageStore):
     Create it with :meth:`open`, never directly.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, codec: RowCodec, path: Path) -> None:
+    def __init__(self, database: SQLiteDatabase, codec: RowCodec, path: Path) -> None:
         super().__init__()
-        self._connection = connection
+        self._database = database
         self._codec = codec
-        self._lock = anyio.Lock()
         self.path = path
         """The database file."""
 
@@ -152,28 +154,19 @@ class SQLiteMessageStore(MessageStore):
                 details={"path": str(file)},
             )
         await anyio.to_thread.run_sync(_check_file_header, file)
-        with map_exceptions(SQLITE_ERRORS, f"cannot open the message store {file}"):
-            connection = await aiosqlite.connect(file, isolation_level=None)
-        try:
-            connection.text_factory = _decode_text
-            codec = await _prepare(connection, encryption_key, passphrase)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.close()
-            raise
-        return cls(connection, codec, file)
+        database, codec = await SQLiteDatabase.open(
+            file,
+            kind="message store",
+            prepare=lambda connection: _prepare(connection, encryption_key, passphrase),
+            text_factory=_decode_text,
+        )
+        return cls(database, codec, file)
 
     def _begin(self) -> AbstractAsyncContextManager[MessageStoreTransaction]:
-        return sqlite_transaction(
-            self._connection,
-            self._lock,
-            SQLiteMessageTransaction(self._connection, self._codec),
-            kind="message store",
-        )
+        return self._database.transaction(SQLiteMessageTransaction(self._database, self._codec))
 
     async def _close(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._connection.close()
+        await self._database.close()
 
 
 def _decode_text(data: bytes) -> str:
@@ -219,31 +212,11 @@ def _check_file_header(file: Path) -> None:
         )
 
 
-async def _prepare(
-    connection: aiosqlite.Connection, encryption_key: bytes | None, passphrase: str | None
+def _prepare(
+    connection: sqlite3.Connection, encryption_key: bytes | None, passphrase: str | None
 ) -> RowCodec:
-    """Set the pragmas, create, check or migrate the schema; return the row codec."""
-    with map_exceptions(SQLITE_ERRORS, "not a usable Omega message store"):
-        mode = await connection.execute_fetchall("PRAGMA journal_mode=WAL")
-        if next(iter(mode))[0] != "wal":
-            raise StorageError("the message store file system does not support write-ahead logging")
-        await connection.execute("PRAGMA synchronous=FULL")
-        await connection.execute("PRAGMA temp_store=MEMORY")
-        await connection.execute("BEGIN IMMEDIATE")
-        try:
-            codec = await _prepare_schema(connection, encryption_key, passphrase)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.rollback()
-            raise
-        await connection.commit()
-    return codec
-
-
-async def _prepare_schema(
-    connection: aiosqlite.Connection, encryption_key: bytes | None, passphrase: str | None
-) -> RowCodec:
-    version = next(iter(await connection.execute_fetchall("PRAGMA user_version")))[0]
+    """Create, check or migrate the schema (in the open transaction); return the row codec."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > MESSAGE_SCHEMA_VERSION:
         raise StorageError(
             f"message store schema version {version} is not supported (this Omega reads "
@@ -251,46 +224,44 @@ async def _prepare_schema(
             details={"version": version},
         )
     if version == 0:
-        tables = await connection.execute_fetchall(
+        tables = connection.execute(
             "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"
-        )
-        if next(iter(tables))[0]:
+        ).fetchone()[0]
+        if tables:
             raise StorageError("this database is not an Omega message store")
         sealer, additions = _new_sealer(encryption_key, passphrase)
     else:
-        rows = await connection.execute_fetchall("SELECT name, value FROM store_meta")
+        rows = connection.execute("SELECT name, value FROM store_meta").fetchall()
         meta: dict[str, object] = {str(row[0]): row[1] for row in rows}
         sealer = _existing_sealer(meta, encryption_key, passphrase)
         additions = {}
     encrypted = sealer is not PLAIN
     for migrate in _MIGRATIONS[version:]:
-        await migrate(connection, encrypted)
-    await connection.execute(f"PRAGMA user_version = {MESSAGE_SCHEMA_VERSION}")
+        migrate(connection, encrypted)
+    connection.execute(f"PRAGMA user_version = {MESSAGE_SCHEMA_VERSION}")
     for name, value in additions.items():
-        await connection.execute("INSERT INTO store_meta VALUES (?, ?)", (name, value))
-    await connection.execute("DELETE FROM outbox WHERE ephemeral = 1")
+        connection.execute("INSERT INTO store_meta VALUES (?, ?)", (name, value))
+    connection.execute("DELETE FROM outbox WHERE ephemeral = 1")
     codec = RowCodec(sealer, encrypted=encrypted)
     if encrypted:
-        await _fill_memory_index(connection, codec)
+        _fill_memory_index(connection, codec)
     return codec
 
 
 _INDEX_BATCH = 1000
-"""Texts an encrypted store decrypts and indexes per round trip to the database thread."""
+"""Texts an encrypted store decrypts and indexes per batch."""
 
 
-async def _fill_memory_index(connection: aiosqlite.Connection, codec: RowCodec) -> None:
+def _fill_memory_index(connection: sqlite3.Connection, codec: RowCodec) -> None:
     """Create the TEMP FTS5 table of an encrypted store from its decrypted texts."""
-    await connection.execute(_TEMP_FTS)
-    async with connection.execute(
-        "SELECT seq, conversation_id, message_id, text FROM messages"
-    ) as cursor:
-        while rows := await cursor.fetchmany(_INDEX_BATCH):
-            batch = [(row[0], _open_indexed_text(codec, row)) for row in rows]
-            await connection.executemany(
-                "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
-                [(sequence, text) for sequence, text in batch if text],
-            )
+    connection.execute(_TEMP_FTS)
+    cursor = connection.execute("SELECT seq, conversation_id, message_id, text FROM messages")
+    while rows := cursor.fetchmany(_INDEX_BATCH):
+        batch = [(row[0], _open_indexed_text(codec, row)) for row in rows]
+        connection.executemany(
+            "INSERT INTO messages_fts (rowid, text) VALUES (?, ?)",
+            [(sequence, text) for sequence, text in batch if text],
+        )
 
 
 def _open_indexed_text(codec: RowCodec, row: Sequence[object]) -> str:

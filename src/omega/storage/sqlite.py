@@ -1,9 +1,13 @@
-"""A durable :class:`~omega.storage.base.KeyStore` in one SQLite file (aiosqlite, WAL).
+"""A durable :class:`~omega.storage.base.KeyStore` in one SQLite file (WAL).
 
 The default store of an Omega device: one file, no server. Every
 transaction is an SQLite ``BEGIN IMMEDIATE`` transaction in write-ahead-log
 mode with ``synchronous=FULL``, so a transaction that returned has reached
-the disk, and one interrupted by a crash (even ``kill -9``) leaves no trace.
+the disk (even across a power loss), and one interrupted by a crash (even
+``kill -9``) leaves no trace. Statements run on the caller's thread, the
+commit of a transaction that wrote in a worker thread: one thread hop per
+writing transaction, none for a reading one (see
+:mod:`omega.storage._sqlite_common`).
 
 At-rest encryption (optional): open the store with ``encryption_key`` (32
 bytes, e.g. kept in the OS keyring) or ``passphrase`` (stretched with
@@ -26,18 +30,13 @@ from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 
-import aiosqlite
-import anyio
-
 from omega.errors import (
     ConfigurationError,
     CorruptDataError,
-    LocalProtocolError,
     StorageError,
-    map_exceptions,
 )
 from omega.storage._sealing import PLAIN, Sealer, derive_store_key, new_kdf_parameters
-from omega.storage._sqlite_common import SQLITE_ERRORS, sqlite_transaction
+from omega.storage._sqlite_common import SQLiteDatabase, check_live
 from omega.storage.base import (
     InboxEntry,
     KeyStore,
@@ -70,32 +69,22 @@ _SCHEMA = (
 
 
 class _SQLiteTransaction(KeyStoreTransaction):
-    def __init__(self, connection: aiosqlite.Connection, sealer: Sealer) -> None:
-        self._connection = connection
+    def __init__(self, database: SQLiteDatabase, sealer: Sealer) -> None:
+        self._database = database
         self._sealer = sealer
         self.live = True
 
     async def _fetch_one(self, sql: str, parameters: tuple[object, ...]) -> sqlite3.Row | None:
-        if not self.live:
-            raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(SQLITE_ERRORS, "key store read failed"):
-            async with self._connection.execute(sql, parameters) as cursor:
-                row: sqlite3.Row | None = await cursor.fetchone()
-                return row
+        rows = await self._fetch_all(sql, parameters)
+        return rows[0] if rows else None
 
     async def _fetch_all(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
-        if not self.live:
-            raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(SQLITE_ERRORS, "key store read failed"):
-            async with self._connection.execute(sql, parameters) as cursor:
-                return list(await cursor.fetchall())
+        check_live(self)
+        return self._database.fetch_all(sql, parameters)
 
     async def _execute(self, sql: str, parameters: tuple[object, ...]) -> int:
-        if not self.live:
-            raise LocalProtocolError("this transaction has ended")
-        with map_exceptions(SQLITE_ERRORS, "key store write failed"):
-            async with self._connection.execute(sql, parameters) as cursor:
-                return cursor.rowcount
+        check_live(self)
+        return self._database.execute(sql, parameters)[0]
 
     async def _load_singleton(self, name: str) -> bytes | None:
         row = await self._fetch_one(
@@ -234,11 +223,10 @@ class SQLiteKeyStore(KeyStore):
     Create it with :meth:`open`, never directly.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, sealer: Sealer, path: Path) -> None:
+    def __init__(self, database: SQLiteDatabase, sealer: Sealer, path: Path) -> None:
         super().__init__()
-        self._connection = connection
+        self._database = database
         self._sealer = sealer
-        self._lock = anyio.Lock()
         self.path = path
         """The database file."""
 
@@ -267,58 +255,36 @@ class SQLiteKeyStore(KeyStore):
         ):
             raise ConfigurationError("an encryption key is 32 bytes")
         file = Path(path)
-        # Checked up front: aiosqlite leaves its worker thread to fail noisily on a failed connect.
         if file.is_dir() or not file.parent.is_dir():
             raise StorageError(
                 f"cannot open the key store {file}: not a file in an existing folder",
                 details={"path": str(file)},
             )
-        with map_exceptions(SQLITE_ERRORS, f"cannot open the key store {file}"):
-            connection = await aiosqlite.connect(file, isolation_level=None)
-        try:
-            sealer = await _prepare(connection, encryption_key, passphrase)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.close()
-            raise
-        return cls(connection, sealer, file)
+        database, sealer = await SQLiteDatabase.open(
+            file,
+            kind="key store",
+            prepare=lambda connection: _prepare(connection, encryption_key, passphrase),
+        )
+        return cls(database, sealer, file)
 
     def _begin(self) -> AbstractAsyncContextManager[KeyStoreTransaction]:
-        return sqlite_transaction(
-            self._connection,
-            self._lock,
-            _SQLiteTransaction(self._connection, self._sealer),
-            kind="key store",
-        )
+        return self._database.transaction(_SQLiteTransaction(self._database, self._sealer))
 
     async def _close(self) -> None:
-        with anyio.CancelScope(shield=True):
-            await self._connection.close()
+        await self._database.close()
 
 
-async def _prepare(
-    connection: aiosqlite.Connection, encryption_key: bytes | None, passphrase: str | None
+def _prepare(
+    connection: sqlite3.Connection, encryption_key: bytes | None, passphrase: str | None
 ) -> Sealer:
-    """Set the pragmas, create or check the schema, and return the value sealer."""
-    with map_exceptions(SQLITE_ERRORS, "not a usable Omega key store"):
-        mode = await connection.execute_fetchall("PRAGMA journal_mode=WAL")
-        if next(iter(mode))[0] != "wal":
-            raise StorageError("the key store file system does not support write-ahead logging")
-        await connection.execute("PRAGMA synchronous=FULL")
-        await connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _SCHEMA:
-                await connection.execute(statement)
-            rows = await connection.execute_fetchall("SELECT name, value FROM meta")
-            meta = {name: bytes(value) for name, value in rows}
-            sealer, additions = _sealer_for(meta, encryption_key, passphrase)
-            for name, value in additions.items():
-                await connection.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.rollback()
-            raise
-        await connection.commit()
+    """Create or check the schema and return the value sealer (in the open transaction)."""
+    for statement in _SCHEMA:
+        connection.execute(statement)
+    rows = connection.execute("SELECT name, value FROM meta").fetchall()
+    meta = {name: bytes(value) for name, value in rows}
+    sealer, additions = _sealer_for(meta, encryption_key, passphrase)
+    for name, value in additions.items():
+        connection.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
     return sealer
 
 
