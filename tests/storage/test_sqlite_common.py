@@ -58,10 +58,14 @@ async def test_commits_and_sets_durable_pragmas(tmp_path: Path) -> None:
 
 async def test_an_exception_rolls_back(tmp_path: Path) -> None:
     database = await open_database(tmp_path / "t.db")
-    with pytest.raises(KeyError):
+
+    async def failing() -> None:
         async with database.transaction(Handle()):
             database.execute("INSERT INTO items VALUES (?)", ("a",))
             raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        await failing()
     assert not database.connection.in_transaction
     async with database.transaction(Handle()):
         assert names(database) == []
@@ -156,10 +160,14 @@ async def test_statement_errors_are_mapped(tmp_path: Path) -> None:
 async def test_a_failed_commit_is_rolled_back_and_mapped(tmp_path: Path) -> None:
     database = await open_database(tmp_path / "t.db")
     database.connection.execute("PRAGMA foreign_keys = ON")
-    with pytest.raises(StorageError, match="test store commit failed"):
+
+    async def dangling_link() -> None:
         async with database.transaction(Handle()):
             database.execute("INSERT INTO items VALUES (?)", ("a",))
             database.execute("INSERT INTO links VALUES (?)", ("missing",))  # checked at COMMIT
+
+    with pytest.raises(StorageError, match="test store commit failed"):
+        await dangling_link()
     assert not database.connection.in_transaction
     async with database.transaction(Handle()):
         assert names(database) == []

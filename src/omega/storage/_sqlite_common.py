@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -246,7 +246,5 @@ def _commit(connection: sqlite3.Connection) -> None:
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
-    try:
+    with suppress(sqlite3.Error):  # SQLite may have rolled back by itself (an I/O error)
         connection.execute("ROLLBACK")
-    except sqlite3.Error:  # pragma: no cover - SQLite rolled back by itself (I/O error)
-        pass
