@@ -228,7 +228,7 @@ class Outbox:
         if all(entry.ciphertext is not None for entry in entries):
             return entries
         async with core.keys.transaction() as tx:
-            has_session = bool(await load_sessions(tx, device_key))
+            has_session = await tx.load_session(device_key) is not None  # not parsed here
         bundle = None if has_session else await self._bundle(owner, device_key)
         if not has_session and bundle is None:
             return None
