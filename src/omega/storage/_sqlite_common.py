@@ -92,7 +92,9 @@ class SQLiteDatabase:
         """The connection; use it only inside :meth:`transaction` (or before it exists)."""
         self.kind = kind
         self._worker = worker
-        self._lock = anyio.Lock()
+        # An uncontended transaction does not yield to the event loop just to take the
+        # lock (it still checks for cancellation); a writing one yields at its commit.
+        self._lock = anyio.Lock(fast_acquire=True)
         self._closed = False
 
     @classmethod
