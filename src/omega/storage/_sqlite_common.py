@@ -111,9 +111,9 @@ class SQLiteDatabase:
         The connection is in autocommit mode (transactions are explicit);
         write-ahead logging, ``synchronous=FULL`` and ``temp_store=MEMORY``
         are set, then ``prepare`` runs inside a ``BEGIN IMMEDIATE``
-        transaction, committed when it returns. When connecting or ``prepare`` fails, the connection
-        is closed and the error (mapped through
-        :data:`SQLITE_ERRORS` as "not a usable Omega <kind>") raised.
+        transaction, committed when it returns. When connecting or
+        ``prepare`` fails, the connection is closed and the error (mapped
+        through :data:`SQLITE_ERRORS` as "not a usable Omega <kind>") raised.
         """
         worker = _Worker()
         connection = await worker.run(_connect, path, kind)
