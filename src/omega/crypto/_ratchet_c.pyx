@@ -3,16 +3,18 @@
 
 Same functions, same bytes, same errors as the pure-Python reference in
 :mod:`omega.crypto._kdf` (``kdf_ck``, ``kdf_rk``, ``message_key_material``,
-``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``, ``x25519``,
-``x25519_public``); tests pin the two together on random keys, plaintexts and
+``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``,
+``seal_ratchet_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
+``ed25519_verify``); tests pin the two together on random keys, plaintexts and
 tampered ciphertexts.
 
 No primitive is implemented here. The functions are libsodium's, called
 directly: PyNaCl ships libsodium inside its compiled module
 (``nacl._sodium``), which exports the library's C symbols. At import this
 module looks up the addresses of ``crypto_auth_hmacsha256_init/update/final``,
-``crypto_aead_aes256gcm_encrypt/decrypt``, ``crypto_scalarmult`` and
-``crypto_scalarmult_base`` there (``ctypes``: no headers, no extra library),
+``crypto_aead_aes256gcm_encrypt/decrypt``, ``crypto_scalarmult``,
+``crypto_scalarmult_base``, ``crypto_sign_detached`` and
+``crypto_sign_verify_detached`` there (``ctypes``: no headers, no extra library),
 casts them to the function-pointer types declared below (libsodium's
 documented prototypes) and calls them with no Python in between. When a
 symbol cannot be found (a PyNaCl built another way) the import fails and
@@ -23,6 +25,13 @@ HMAC-SHA256, exactly as the RFC defines it (PRK = HMAC(salt, IKM); T(i) =
 HMAC(PRK, T(i-1) || info || i)). AES-256-GCM is libsodium's when the CPU
 has AES-NI and PCLMUL (``crypto_aead_aes256gcm_is_available``); otherwise
 pyca/cryptography's ``AESGCM``: the same standard cipher, the same bytes.
+
+Whatever the fast path does not handle (a key of another length, a number
+out of range, a refused key or signature) is handed to the reference in
+:mod:`omega.crypto._kdf`, so errors are the reference's by construction.
+``seal_ratchet_message`` writes the ``RatchetHeader`` and ``RatchetMessage``
+protobuf encodings itself (fields in number order, zero values omitted, as
+every protobuf encoder does); tests pin them to ``omega.protocol.encode_message``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -32,15 +41,19 @@ from libc.string cimport memcpy, memset
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from omega.errors import DecryptionError, InvalidKeyError
+from omega.crypto import _kdf
+from omega.errors import DecryptionError
 
 __all__ = [
     "aead_decrypt",
     "aead_encrypt",
+    "ed25519_sign",
+    "ed25519_verify",
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
     "open_step",
+    "seal_ratchet_message",
     "seal_step",
     "x25519",
     "x25519_public",
@@ -69,6 +82,14 @@ ctypedef int (*scalarmult_f)(
     unsigned char *q, const unsigned char *n, const unsigned char *p
 ) noexcept nogil
 ctypedef int (*scalarmult_base_f)(unsigned char *q, const unsigned char *n) noexcept nogil
+ctypedef int (*sign_detached_f)(
+    unsigned char *sig, unsigned long long *siglen_p,
+    const unsigned char *m, unsigned long long mlen, const unsigned char *sk,
+) noexcept nogil
+ctypedef int (*verify_detached_f)(
+    const unsigned char *sig, const unsigned char *m, unsigned long long mlen,
+    const unsigned char *pk,
+) noexcept nogil
 
 
 cdef struct HmacState:
@@ -90,6 +111,8 @@ cdef gcm_encrypt_f _gcm_encrypt = NULL
 cdef gcm_decrypt_f _gcm_decrypt = NULL
 cdef scalarmult_f _scalarmult = NULL
 cdef scalarmult_base_f _scalarmult_base = NULL
+cdef sign_detached_f _sign_detached = NULL
+cdef verify_detached_f _verify_detached = NULL
 cdef bint _native_gcm = False
 cdef HmacState _zero_salt  # HMAC keyed with HKDF's all-zero salt, copied for every extract
 
@@ -109,6 +132,8 @@ _SYMBOLS = (
     "crypto_aead_aes256gcm_decrypt",
     "crypto_scalarmult",
     "crypto_scalarmult_base",
+    "crypto_sign_detached",
+    "crypto_sign_verify_detached",
 )
 
 
@@ -135,7 +160,7 @@ def _load_libsodium():
 
 def _install():
     global _hmac_init, _hmac_update, _hmac_final, _gcm_encrypt, _gcm_decrypt
-    global _scalarmult, _scalarmult_base, _native_gcm
+    global _scalarmult, _scalarmult_base, _sign_detached, _verify_detached, _native_gcm
     addresses, gcm = _load_libsodium()
     _hmac_init = <hmac_init_f><uintptr_t>addresses[0]
     _hmac_update = <hmac_update_f><uintptr_t>addresses[1]
@@ -144,6 +169,8 @@ def _install():
     _gcm_decrypt = <gcm_decrypt_f><uintptr_t>addresses[4]
     _scalarmult = <scalarmult_f><uintptr_t>addresses[5]
     _scalarmult_base = <scalarmult_base_f><uintptr_t>addresses[6]
+    _sign_detached = <sign_detached_f><uintptr_t>addresses[7]
+    _verify_detached = <verify_detached_f><uintptr_t>addresses[8]
     _native_gcm = gcm
     cdef unsigned char zero[KEY_SIZE]
     memset(zero, 0, KEY_SIZE)
@@ -372,3 +399,159 @@ def aead_decrypt(bytes message_key not None, bytes ciphertext not None, bytes as
         memset(material, 0, MATERIAL_SIZE)
 
 
+
+
+# --- a whole Double Ratchet sending step, encoded --------------------------------------------
+
+
+cdef inline Py_ssize_t _varint_size(unsigned long long value) noexcept nogil:
+    cdef Py_ssize_t size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+cdef inline unsigned char *_put_varint(unsigned char *out, unsigned long long value) noexcept nogil:
+    while value >= 0x80:
+        out[0] = <unsigned char>((value & 0x7F) | 0x80)
+        value >>= 7
+        out += 1
+    out[0] = <unsigned char>value
+    return out + 1
+
+
+cdef inline bint _is_uint32(object value):
+    return type(value) is int and 0 <= value <= 0xFFFFFFFF
+
+
+def seal_ratchet_message(bytes chain_key not None, bytes plaintext not None,
+                         bytes associated_data not None, version, bytes ratchet_key not None,
+                         previous_chain_length, message_number):
+    """One Double Ratchet sending step, encoded: ``(next chain key, RatchetMessage bytes)``."""
+    cdef unsigned char header[80]
+    cdef unsigned char ad_buffer[512]
+    cdef unsigned char message_key[KEY_SIZE]
+    cdef unsigned char material[MATERIAL_SIZE]
+    cdef unsigned char *ad = ad_buffer
+    cdef unsigned char *out
+    cdef unsigned char *p = header
+    cdef Py_ssize_t key_size = PyBytes_GET_SIZE(ratchet_key)
+    cdef Py_ssize_t ad_size = PyBytes_GET_SIZE(associated_data)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(plaintext)
+    cdef Py_ssize_t header_size, ciphertext_size, total
+    cdef unsigned long long written = 0
+    if not (_is_uint32(version) and _is_uint32(previous_chain_length)
+            and _is_uint32(message_number) and key_size <= 32
+            and ad_size <= 512 - 64 and _native_gcm):
+        return _kdf.seal_ratchet_message(chain_key, plaintext, associated_data, version,
+                                         ratchet_key, previous_chain_length, message_number)
+    if version:
+        p[0] = 0x08
+        p = _put_varint(p + 1, version)
+    if key_size:
+        p[0] = 0x12
+        p[1] = <unsigned char>key_size
+        memcpy(p + 2, PyBytes_AS_STRING(ratchet_key), key_size)
+        p += 2 + key_size
+    if previous_chain_length:
+        p[0] = 0x18
+        p = _put_varint(p + 1, previous_chain_length)
+    if message_number:
+        p[0] = 0x20
+        p = _put_varint(p + 1, message_number)
+    header_size = p - header
+    memcpy(ad, PyBytes_AS_STRING(associated_data), ad_size)
+    memcpy(ad + ad_size, header, header_size)
+    ciphertext_size = size + TAG_SIZE
+    total = 1 + _varint_size(header_size) + header_size + 1 + _varint_size(ciphertext_size)
+    total += ciphertext_size
+    message = PyBytes_FromStringAndSize(NULL, total)
+    out = <unsigned char *>PyBytes_AS_STRING(message)
+    out[0] = 0x0A
+    out = _put_varint(out + 1, header_size)
+    memcpy(out, header, header_size)
+    out += header_size
+    out[0] = 0x12
+    out = _put_varint(out + 1, ciphertext_size)
+    cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(_AEAD_KEY_INFO),
+              PyBytes_GET_SIZE(_AEAD_KEY_INFO), material)
+    _gcm_encrypt(out, &written, <unsigned char *>PyBytes_AS_STRING(plaintext), size,
+                 ad, ad_size + header_size, NULL, material + KEY_SIZE, material)
+    memset(message_key, 0, KEY_SIZE)
+    memset(material, 0, MATERIAL_SIZE)
+    return next_key, message
+
+
+# --- X25519 and Ed25519 ----------------------------------------------------------------------
+
+
+cdef inline bint _canonical_x25519(bytes public_key):
+    """32 bytes with the little-endian value below 2**255 - 19 (the reference's check)."""
+    cdef const unsigned char *key
+    cdef int index
+    if PyBytes_GET_SIZE(public_key) != KEY_SIZE:
+        return False
+    key = <const unsigned char *>PyBytes_AS_STRING(public_key)
+    if key[31] & 0x80:
+        return False
+    if key[31] != 0x7F or key[0] < 0xED:
+        return True
+    for index in range(1, 31):
+        if key[index] != 0xFF:
+            return True
+    return False  # 2**255 - 19 .. 2**255 - 1
+
+
+def x25519(private_key, public_key):
+    """The X25519 shared secret (libsodium ``crypto_scalarmult``); refusals as the reference."""
+    cdef bytes shared
+    if (type(private_key) is bytes and type(public_key) is bytes
+            and PyBytes_GET_SIZE(private_key) == KEY_SIZE and _canonical_x25519(public_key)):
+        shared = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+        if _scalarmult(<unsigned char *>PyBytes_AS_STRING(shared),
+                       <const unsigned char *>PyBytes_AS_STRING(private_key),
+                       <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
+            return shared
+    return _kdf.x25519(private_key, public_key)
+
+
+def x25519_public(private_key):
+    """The X25519 public key of a 32-byte private key (libsodium ``crypto_scalarmult_base``)."""
+    cdef bytes public
+    if type(private_key) is bytes and PyBytes_GET_SIZE(private_key) == KEY_SIZE:
+        public = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+        if _scalarmult_base(<unsigned char *>PyBytes_AS_STRING(public),
+                            <const unsigned char *>PyBytes_AS_STRING(private_key)) == 0:
+            return public
+    return _kdf.x25519_public(private_key)
+
+
+def ed25519_sign(secret_key, message):
+    """libsodium's detached Ed25519 signature (``crypto_sign_detached``)."""
+    cdef bytes signature
+    cdef unsigned long long written = 0
+    if (type(secret_key) is bytes and type(message) is bytes
+            and PyBytes_GET_SIZE(secret_key) == 64):
+        signature = PyBytes_FromStringAndSize(NULL, 64)
+        if _sign_detached(<unsigned char *>PyBytes_AS_STRING(signature), &written,
+                          <const unsigned char *>PyBytes_AS_STRING(message),
+                          PyBytes_GET_SIZE(message),
+                          <const unsigned char *>PyBytes_AS_STRING(secret_key)) == 0:
+            return signature
+    return _kdf.ed25519_sign(secret_key, message)
+
+
+def ed25519_verify(public_key, message, signature, str what not None):
+    """Check a detached Ed25519 signature (``crypto_sign_verify_detached``)."""
+    if (type(public_key) is bytes and type(message) is bytes and type(signature) is bytes
+            and PyBytes_GET_SIZE(public_key) == KEY_SIZE and PyBytes_GET_SIZE(signature) == 64):
+        if _verify_detached(<const unsigned char *>PyBytes_AS_STRING(signature),
+                            <const unsigned char *>PyBytes_AS_STRING(message),
+                            PyBytes_GET_SIZE(message),
+                            <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
+            return None
+    _kdf.ed25519_verify(public_key, message, signature, what)

@@ -31,13 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omega.crypto import _symmetric
-from omega.crypto._kdf import (
-    KEY_SIZE,
-    TAG_SIZE,
-    check_x25519_public_key,
-    generate_x25519,
-    x25519,
-)
+from omega.crypto._kdf import KEY_SIZE, TAG_SIZE, check_x25519_public_key
 from omega.crypto._session_state import (
     MAX_PREVIOUS_RATCHET_KEYS,
     SESSION_STATE_VERSION,
@@ -46,6 +40,7 @@ from omega.crypto._session_state import (
     state_from_message,
     state_to_message,
 )
+from omega.crypto._symmetric import generate_x25519, x25519
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.random import RandomSource, system_random
 from omega.errors import (
@@ -324,22 +319,21 @@ class RatchetSession:
         number = state.sending_number
         if number >= _UINT32_MAX:
             raise LocalProtocolError("the sending chain is exhausted; start a new session")
-        header = encode_message(
-            RatchetHeader(
-                version=HEADER_VERSION,
-                ratchet_key=public,
-                previous_chain_length=state.previous_sending_length,
-                message_number=number,
-            )
-        )
-        next_chain_key, ciphertext = _symmetric.seal_step(
-            chain_key, plaintext, self._associated_data + header
+        # The header {HEADER_VERSION, public, PN, N} and the sealed RatchetMessage, encoded.
+        next_chain_key, message = _symmetric.seal_ratchet_message(
+            chain_key,
+            plaintext,
+            self._associated_data,
+            HEADER_VERSION,
+            public,
+            state.previous_sending_length,
+            number,
         )
         # Commit only now that nothing can fail any more.
         state.root_key, state.sending_chain_key = root_key, next_chain_key
         state.sending_private, state.sending_public = private, public
         state.sending_number = number + 1
-        return encode_message(RatchetMessage(header=header, ciphertext=ciphertext))
+        return message
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt an encoded ``RatchetMessage`` (spec section 3.5) and return the plaintext.
@@ -363,7 +357,8 @@ class RatchetSession:
                 f"unsupported ratchet header version {header.version}",
                 details={"version": header.version},
             )
-        check_x25519_public_key(header.ratchet_key, "ratchet key")
+        if header.ratchet_key != self._state.receiving_ratchet_key:  # that one was checked
+            check_x25519_public_key(header.ratchet_key, "ratchet key")
         if len(message.ciphertext) < TAG_SIZE:
             raise DecryptionError("ratchet message ciphertext is shorter than its tag")
         if len(message.ciphertext) - TAG_SIZE > self._config.max_plaintext_size:
