@@ -274,7 +274,13 @@ def seal_ratchet_message(  # noqa: PLR0917 - positional, as the compiled twin is
 
 
 def ed25519_sign(secret_key: bytes, message: bytes) -> bytes:
-    """libsodium's detached Ed25519 signature of ``message`` under a 64-byte secret key."""
+    """libsodium's detached Ed25519 signature of ``message`` under a 64-byte secret key.
+
+    Raises :class:`~omega.errors.InvalidKeyError` for a key of another length
+    (PyNaCl's ``crypto_sign`` would read past its end).
+    """
+    if not isinstance(secret_key, bytes) or len(secret_key) != 64:
+        raise InvalidKeyError("an Ed25519 secret key is 64 bytes")
     signed: bytes = nacl.bindings.crypto_sign(message, secret_key)
     return signed[:64]
 
