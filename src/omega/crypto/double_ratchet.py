@@ -156,11 +156,12 @@ class RatchetSession:
     successful :meth:`encrypt` and :meth:`decrypt`.
     """
 
-    __slots__ = ("_associated_data", "_config", "_state")
+    __slots__ = ("_associated_data", "_config", "_max_message_size", "_state")
 
     def __init__(self, state: SessionState, config: SessionConfig) -> None:
         self._state = state
         self._config = config
+        self._max_message_size = config.max_message_size  # a property: read once, not per message
         if state.initiator:
             order = (state.local_device_key, state.remote_device_key)
             identities = (state.local_identity_key, state.remote_identity_key)
@@ -350,7 +351,7 @@ class RatchetSession:
         :class:`~omega.errors.RemoteProtocolError` when the peer changed its
         ratchet key twice without hearing from us.
         """
-        message = decode_message(RatchetMessage, data, max_size=self._config.max_message_size)
+        message = decode_message(RatchetMessage, data, max_size=self._max_message_size)
         header = decode_message(RatchetHeader, message.header, max_size=MAX_HEADER_SIZE)
         if header.version != HEADER_VERSION:
             raise MessageDecodeError(
