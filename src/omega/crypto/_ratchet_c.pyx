@@ -93,7 +93,7 @@ ctypedef int (*verify_detached_f)(
 
 
 cdef struct HmacState:
-    # crypto_auth_hmacsha256_state is two SHA-256 states (208 bytes in libsodium 1.0.18);
+    # crypto_auth_hmacsha256_state is two SHA-256 states (208 bytes in libsodium 1.0.x);
     # the size libsodium reports is checked against this at import.
     unsigned long long words[64]
 
