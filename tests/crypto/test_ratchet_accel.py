@@ -181,7 +181,12 @@ def test_wrong_key_and_short_ciphertexts(compiled: ModuleType, aead_path: bool) 
 
 # --- whole encoded sending steps, X25519 and Ed25519 ---------------------------------------
 
-uint32ish = st.one_of(st.integers(0, 300), st.integers(0, 2**32 - 1), st.integers(-2, 2**32 + 2))
+uint32ish = st.one_of(
+    st.integers(0, 300),
+    st.integers(0, 2**32 - 1),
+    st.integers(-2, 2**32 + 2),
+    st.sampled_from([2**32 - 1, 2**32, 2**64 + 5, -(2**64), True]),
+)
 
 
 @settings(max_examples=40)

@@ -35,6 +35,7 @@ every protobuf encoder does); tests pin them to ``omega.protocol.encode_message`
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsUnsignedLongLong
 from libc.stdint cimport uintptr_t
 from libc.string cimport memcpy, memset
 
@@ -95,7 +96,7 @@ ctypedef int (*verify_detached_f)(
 cdef struct HmacState:
     # crypto_auth_hmacsha256_state is two SHA-256 states (208 bytes in libsodium 1.0.x);
     # the size libsodium reports is checked against this at import.
-    unsigned long long words[64]
+    unsigned long long words[32]
 
 
 cdef enum:
@@ -422,7 +423,12 @@ cdef inline unsigned char *_put_varint(unsigned char *out, unsigned long long va
 
 
 cdef inline bint _is_uint32(object value):
-    return type(value) is int and 0 <= value <= 0xFFFFFFFF
+    if type(value) is not int:
+        return False
+    try:
+        return PyLong_AsUnsignedLongLong(value) <= 0xFFFFFFFF
+    except OverflowError:  # negative, or beyond 64 bits
+        return False
 
 
 def seal_ratchet_message(bytes chain_key not None, bytes plaintext not None,
