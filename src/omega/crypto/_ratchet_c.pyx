@@ -117,11 +117,8 @@ cdef verify_detached_f _verify_detached = NULL
 cdef bint _native_gcm = False
 cdef HmacState _zero_salt  # HMAC keyed with HKDF's all-zero salt, copied for every extract
 
-cdef bytes _MESSAGE_KEY_BYTE = b"\x01"
-cdef bytes _NEXT_KEY_BYTE = b"\x02"
 cdef bytes _AEAD_KEY_INFO = b"omega/ratchet/message-key/v1"
 cdef bytes _ROOT_KDF_INFO = b"omega/ratchet/root/v1"
-cdef bytes _ZERO_KEY = bytes(32)
 cdef unsigned char _ONE = 1
 cdef unsigned char _TWO = 2
 
@@ -142,8 +139,10 @@ def _load_libsodium():
     """Find libsodium's functions in PyNaCl's compiled module; ImportError if missing."""
     import ctypes
 
-    import nacl.bindings  # noqa: F401  (runs sodium_init: CPU feature detection)
+    import nacl.bindings
     from nacl import _sodium
+
+    nacl.bindings.sodium_init()  # CPU feature detection (PyNaCl has run it already; idempotent)
 
     try:
         library = ctypes.CDLL(_sodium.__file__)
@@ -276,16 +275,16 @@ cdef inline void _key_material(bytes message_key, bytes info, unsigned char *mat
               <unsigned char *>PyBytes_AS_STRING(info), PyBytes_GET_SIZE(info), material)
 
 
-def seal_step(bytes chain_key not None, bytes plaintext not None, bytes associated_data not None,
-                      bytes info not None=_AEAD_KEY_INFO):
+def seal_step(bytes chain_key not None, bytes plaintext not None,
+              bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO):
     """One sending step: ``(next chain key, ciphertext of plaintext under this step's key)``."""
     cdef unsigned char message_key[KEY_SIZE]
     cdef unsigned char material[MATERIAL_SIZE]
     cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
     _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
             <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
-    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info), PyBytes_GET_SIZE(info),
-              material)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info),
+              PyBytes_GET_SIZE(info), material)
     memset(message_key, 0, KEY_SIZE)
     try:
         return next_key, _seal(material, plaintext,
@@ -295,16 +294,17 @@ def seal_step(bytes chain_key not None, bytes plaintext not None, bytes associat
         memset(material, 0, MATERIAL_SIZE)
 
 
-def open_step(bytes chain_key not None, bytes ciphertext not None, bytes associated_data not None,
-                      bytes info not None=_AEAD_KEY_INFO, str what not None="ratchet message"):
+def open_step(bytes chain_key not None, bytes ciphertext not None,
+              bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO,
+              str what not None="ratchet message"):
     """One receiving step: ``(next chain key, plaintext)``, or DecryptionError."""
     cdef unsigned char message_key[KEY_SIZE]
     cdef unsigned char material[MATERIAL_SIZE]
     cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
     _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
             <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
-    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info), PyBytes_GET_SIZE(info),
-              material)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info),
+              PyBytes_GET_SIZE(info), material)
     memset(message_key, 0, KEY_SIZE)
     try:
         return next_key, _open(material, ciphertext,
@@ -348,7 +348,6 @@ cdef bytes _open(const unsigned char *material, bytes ciphertext, const unsigned
     cdef Py_ssize_t size = PyBytes_GET_SIZE(ciphertext)
     cdef unsigned long long written = 0
     cdef bytes plaintext
-    cdef int failed
     if not _native_gcm:
         key = PyBytes_FromStringAndSize(<char *>material, KEY_SIZE)
         nonce = PyBytes_FromStringAndSize(<char *>material + KEY_SIZE, NONCE_SIZE)
@@ -358,17 +357,14 @@ cdef bytes _open(const unsigned char *material, bytes ciphertext, const unsigned
             )
         except InvalidTag as exc:
             raise _authentication_failed(what, exc) from exc
-    if size < TAG_SIZE:
-        failed = 1
-    else:
+    if size >= TAG_SIZE:
         plaintext = PyBytes_FromStringAndSize(NULL, size - TAG_SIZE)
-        failed = _gcm_decrypt(<unsigned char *>PyBytes_AS_STRING(plaintext), &written, NULL,
-                              <unsigned char *>PyBytes_AS_STRING(ciphertext), size, ad, ad_size,
-                              material + KEY_SIZE, material)
-    if failed:
-        exc = InvalidTag()
-        raise _authentication_failed(what, exc) from exc
-    return plaintext
+        if _gcm_decrypt(<unsigned char *>PyBytes_AS_STRING(plaintext), &written, NULL,
+                        <unsigned char *>PyBytes_AS_STRING(ciphertext), size, ad, ad_size,
+                        material + KEY_SIZE, material) == 0:
+            return plaintext
+    exc = InvalidTag()
+    raise _authentication_failed(what, exc) from exc
 
 
 cdef object _authentication_failed(str what, object exc):
@@ -376,8 +372,8 @@ cdef object _authentication_failed(str what, object exc):
     return DecryptionError(f"{what} failed authentication: {exc}")
 
 
-def aead_encrypt(bytes message_key not None, bytes plaintext not None, bytes associated_data not None,
-                         bytes info not None=_AEAD_KEY_INFO):
+def aead_encrypt(bytes message_key not None, bytes plaintext not None,
+                 bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO):
     """AES-256-GCM under the key and nonce expanded from ``message_key``."""
     cdef unsigned char material[MATERIAL_SIZE]
     _key_material(message_key, info, material)
@@ -388,8 +384,9 @@ def aead_encrypt(bytes message_key not None, bytes plaintext not None, bytes ass
         memset(material, 0, MATERIAL_SIZE)
 
 
-def aead_decrypt(bytes message_key not None, bytes ciphertext not None, bytes associated_data not None,
-                         bytes info not None=_AEAD_KEY_INFO, str what not None="ratchet message"):
+def aead_decrypt(bytes message_key not None, bytes ciphertext not None,
+                 bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO,
+                 str what not None="ratchet message"):
     """AES-256-GCM decryption; :class:`~omega.errors.DecryptionError` on any mismatch."""
     cdef unsigned char material[MATERIAL_SIZE]
     _key_material(message_key, info, material)
