@@ -142,20 +142,20 @@ def _load_libsodium():
     import nacl.bindings
     from nacl import _sodium
 
-    nacl.bindings.sodium_init()  # CPU feature detection (PyNaCl has run it already; idempotent)
-
     try:
+        nacl.bindings.sodium_init()  # CPU feature detection (PyNaCl ran it already; idempotent)
         library = ctypes.CDLL(_sodium.__file__)
         addresses = [ctypes.cast(getattr(library, name), ctypes.c_void_p).value
                      for name in _SYMBOLS]
         statebytes = library.crypto_auth_hmacsha256_statebytes
         statebytes.restype = ctypes.c_size_t
         state_size = statebytes()
+        gcm_available = library.crypto_aead_aes256gcm_is_available()
     except (OSError, AttributeError) as exc:
         raise ImportError(f"libsodium's symbols are not reachable in PyNaCl: {exc}") from exc
     if state_size > sizeof(HmacState) or not all(addresses):
         raise ImportError("libsodium's HMAC-SHA256 state does not fit; keeping pure Python")
-    return addresses, bool(_sodium.lib.crypto_aead_aes256gcm_is_available())
+    return addresses, bool(gcm_available)
 
 
 def _install():
