@@ -21,7 +21,7 @@ Contenders, all with 256-byte plaintexts, encrypt + decrypt per message:
 Workloads: a one-direction burst; ping-pong (the two sides alternate, so
 every message carries a DH ratchet step); session setups (X3DH initiate and
 accept, first message included; ``x3dh`` 1.3 + ``doubleratchet`` as the
-baseline); Ed25519 sign + verify of 256 bytes (PyNaCl, as Omega signs); and
+baseline); Ed25519 sign + verify of 256 bytes (libsodium, detached, as Sender Keys do); and
 Sender Keys encrypt + decrypt per group message (signature included); and
 ``state``: a session's ``to_bytes`` (what the session layer persists after
 every message) and ``from_bytes`` (load with full validation), 5 skipped keys.
@@ -52,7 +52,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import nacl.bindings
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -69,6 +68,7 @@ from omega.crypto import (
     PrekeyConfig,
     PrekeyStore,
     RatchetSession,
+    _symmetric,
     accept_session,
     certify_device,
     initiate_session,
@@ -200,14 +200,18 @@ def omega_setup(n: int) -> float:
 
 
 def ed25519_sign_verify(n: int) -> float:
-    """Sign and verify as a per-message signature would: the key validated once, beforehand."""
+    """Sign and verify as Sender Keys do per message: detached, the key validated beforehand.
+
+    The same libsodium calls as ``OutboundSenderKey.encrypt`` and
+    ``InboundSenderKeys.decrypt`` (``omega.crypto._symmetric``, compiled when live).
+    """
     key_pair = ALICE.key_pair
-    public_key = key_pair.public_key
+    public_key, secret_key = key_pair.public_key, key_pair._secret_key
 
     def body() -> None:
         for _ in range(n):
-            signature = key_pair.sign(PLAINTEXT)
-            nacl.bindings.crypto_sign_open(signature + PLAINTEXT, public_key)
+            signature = _symmetric.ed25519_sign(secret_key, PLAINTEXT)
+            _symmetric.ed25519_verify(public_key, PLAINTEXT, signature, "bench")
 
     return _timed(body)
 
@@ -649,10 +653,18 @@ def report(micros: dict[str, float], baselines: bool, note: str, quick: bool, re
     ratios["ed25519_over_sender_keys_message"] = (
         micros["ed25519_sign_verify"] / micros["sender_keys/omega"]
     )
+    megolm = micros.get("sender_keys/vodozemac_megolm")
+    if megolm:
+        ratios["ed25519_over_megolm_message"] = micros["ed25519_sign_verify"] / megolm
     print()
     print(
         f"Ed25519 sign+verify alone = {ratios['ed25519_over_floor_message']:.1f}x the floor's "
         f"message and {ratios['ed25519_over_sender_keys_message']:.0%} of a Sender Keys message"
+        + (
+            f"; {ratios['ed25519_over_megolm_message']:.2f}x a whole Megolm message"
+            if megolm
+            else ""
+        )
     )
     verdicts: dict[str, bool] = {}
     for name, bound, kind in TARGETS:

@@ -17,8 +17,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from types import ModuleType
 
+import nacl.bindings
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,6 +30,7 @@ from omega.crypto import _kdf, _symmetric
 from omega.crypto._sender_key_chain import MESSAGE_KEY_INFO
 from omega.crypto._session_state import SessionState
 from omega.errors import DecryptionError
+from omega.protocol import RatchetHeader, RatchetMessage, decode_message
 
 COMPILED_MODULE = "omega.crypto._ratchet_c"
 REQUIRE_ACCELERATED = os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1"
@@ -44,6 +47,24 @@ def compiled() -> ModuleType:
         if REQUIRE_ACCELERATED:
             pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
         pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")
+
+
+@pytest.fixture(scope="module", params=[True, False], ids=["libsodium-aead", "pyca-aead"])
+def aead_path(request: pytest.FixtureRequest, compiled: ModuleType) -> Iterator[bool]:
+    """Run a test with libsodium's AES-256-GCM and again with pyca's (CPUs without AES-NI)."""
+    old = compiled._use_native_aead(request.param)
+    yield request.param
+    compiled._use_native_aead(old)
+
+
+def _outcome(function: object, *args: object) -> tuple[object, ...]:
+    """What a call returned, or the error it raised: type, message, details, cause type."""
+    assert callable(function)
+    try:
+        return ("returned", function(*args))
+    except Exception as exc:
+        details = getattr(exc, "details", None)
+        return ("raised", type(exc), str(exc), details, type(exc.__cause__))
 
 
 def test_the_live_path_is_reported() -> None:
@@ -104,7 +125,12 @@ def test_a_state_copy_holds_every_field_and_new_containers() -> None:
     info=infos,
 )
 def test_seal_and_open_agree_and_interoperate(
-    compiled: ModuleType, chain_key: bytes, plaintext: bytes, ad: bytes, info: bytes
+    compiled: ModuleType,
+    aead_path: bool,
+    chain_key: bytes,
+    plaintext: bytes,
+    ad: bytes,
+    info: bytes,
 ) -> None:
     sealed = compiled.seal_step(chain_key, plaintext, ad, info)
     assert sealed == _kdf.seal_step(chain_key, plaintext, ad, info)
@@ -125,7 +151,13 @@ def test_seal_and_open_agree_and_interoperate(
     what=st.sampled_from(["ratchet message", "group message"]),
 )
 def test_tampering_fails_the_same_way(
-    compiled: ModuleType, chain_key: bytes, plaintext: bytes, ad: bytes, flip: int, what: str
+    compiled: ModuleType,
+    aead_path: bool,
+    chain_key: bytes,
+    plaintext: bytes,
+    ad: bytes,
+    flip: int,
+    what: str,
 ) -> None:
     _, ciphertext = _kdf.seal_step(chain_key, plaintext, ad)
     tampered = bytearray(ciphertext)
@@ -139,12 +171,127 @@ def test_tampering_fails_the_same_way(
     assert errors[0][1].startswith(what)
 
 
-def test_wrong_key_and_short_ciphertexts(compiled: ModuleType) -> None:
+def test_wrong_key_and_short_ciphertexts(compiled: ModuleType, aead_path: bool) -> None:
     for module in (_kdf, compiled):
         with pytest.raises(DecryptionError):
             module.aead_decrypt(bytes(32), b"short", b"")
         with pytest.raises(DecryptionError):
             module.open_step(bytes(32), _kdf.seal_step(b"\x01" * 32, b"x", b"")[1], b"")
+
+
+# --- whole encoded sending steps, X25519 and Ed25519 ---------------------------------------
+
+uint32ish = st.one_of(
+    st.integers(0, 300),
+    st.integers(0, 2**32 - 1),
+    st.integers(-2, 2**32 + 2),
+    st.sampled_from([2**32 - 1, 2**32, 2**64 + 5, -(2**64), True]),
+)
+
+
+@settings(max_examples=40)
+@given(
+    chain_key=st.one_of(keys, st.binary(max_size=80)),
+    plaintext=st.binary(max_size=600),
+    ad=st.one_of(st.binary(min_size=128, max_size=128), st.binary(max_size=600)),
+    version=st.one_of(st.just(1), uint32ish),
+    ratchet_key=st.one_of(keys, st.binary(max_size=40)),
+    previous=uint32ish,
+    number=uint32ish,
+)
+def test_sealed_ratchet_messages_are_identical(
+    compiled: ModuleType,
+    aead_path: bool,
+    chain_key: bytes,
+    plaintext: bytes,
+    ad: bytes,
+    version: int,
+    ratchet_key: bytes,
+    previous: int,
+    number: int,
+) -> None:
+    args = (chain_key, plaintext, ad, version, ratchet_key, previous, number)
+    expected = _outcome(_kdf.seal_ratchet_message, *args)
+    assert _outcome(compiled.seal_ratchet_message, *args) == expected
+    in_range = all(0 <= value < 2**32 for value in (version, previous, number))
+    if expected[0] != "returned" or not in_range:
+        return  # the reference encoder wraps numbers out of range (callers never pass them)
+    next_chain_key, encoded = expected[1]  # type: ignore[misc]
+    message = decode_message(RatchetMessage, encoded)
+    header = decode_message(RatchetHeader, message.header)
+    assert (header.version, header.ratchet_key) == (version, ratchet_key)
+    assert (header.previous_chain_length, header.message_number) == (previous, number)
+    opened = compiled.open_step(chain_key, message.ciphertext, ad + message.header)
+    assert opened == (next_chain_key, plaintext)
+
+
+LOW_ORDER_AND_EDGE_POINTS = [
+    bytes(32),
+    b"\x01" + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    *((2**255 - 19 + delta).to_bytes(32, "little") for delta in (-1, 0, 1)),
+    b"\xed" + b"\xff" * 31,
+    b"\xff" * 32,
+    b"\x09" + bytes(31),
+]
+
+
+@settings(max_examples=40)
+@given(
+    private_key=st.one_of(keys, st.binary(max_size=40), st.none()),
+    public_key=st.one_of(keys, st.sampled_from(LOW_ORDER_AND_EDGE_POINTS), st.binary(max_size=40)),
+)
+def test_x25519_agrees_and_refuses_alike(
+    compiled: ModuleType, private_key: bytes, public_key: bytes
+) -> None:
+    assert _outcome(compiled.x25519, private_key, public_key) == _outcome(
+        _kdf.x25519, private_key, public_key
+    )
+    assert _outcome(compiled.x25519_public, private_key) == _outcome(
+        _kdf.x25519_public, private_key
+    )
+
+
+def test_low_order_points_are_refused_on_both_paths(compiled: ModuleType) -> None:
+    for point in LOW_ORDER_AND_EDGE_POINTS[:5]:
+        outcome = _outcome(compiled.x25519, bytes(range(32)), point)
+        assert outcome[0] == "raised", point.hex()
+        assert "X25519" in str(outcome[2])
+        assert outcome == _outcome(_kdf.x25519, bytes(range(32)), point)
+
+
+@settings(max_examples=40)
+@given(
+    seed=keys,
+    message=st.binary(max_size=300),
+    flip=st.integers(0, 10_000),
+    size=st.sampled_from([64, 64, 63, 65, 0]),
+    key_size=st.sampled_from([32, 32, 31]),
+)
+def test_ed25519_signatures_agree_and_refuse_alike(
+    compiled: ModuleType, seed: bytes, message: bytes, flip: int, size: int, key_size: int
+) -> None:
+    public_key, secret_key = nacl.bindings.crypto_sign_seed_keypair(seed)
+    signature = compiled.ed25519_sign(secret_key, message)
+    assert signature == _kdf.ed25519_sign(secret_key, message)
+    assert signature == nacl.bindings.crypto_sign(message, secret_key)[:64]
+    for module in (_kdf, compiled):
+        assert module.ed25519_verify(public_key, message, signature, "group message") is None
+    tampered = bytearray(signature + message)
+    tampered[flip % len(tampered)] ^= 1 << (flip % 8)
+    cases = [
+        (public_key, bytes(tampered[64:]), bytes(tampered[:64])),
+        (public_key, message, (signature * 2)[:size]),
+        (public_key[:key_size], message, signature),
+    ]
+    for case in cases:
+        assert _outcome(compiled.ed25519_verify, *case, "group message") == _outcome(
+            _kdf.ed25519_verify, *case, "group message"
+        )
+    assert _outcome(compiled.ed25519_sign, secret_key[:key_size], message) == _outcome(
+        _kdf.ed25519_sign, secret_key[:key_size], message
+    )
 
 
 # --- a whole conversation on each path ----------------------------------------------------

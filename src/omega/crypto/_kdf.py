@@ -3,14 +3,18 @@
 Nothing here invents a primitive: X25519 and the Ed25519-to-X25519 key
 conversion are libsodium's (``crypto_scalarmult``,
 ``crypto_sign_ed25519_pk_to_curve25519``, ``crypto_sign_ed25519_sk_to_curve25519``)
-through PyNaCl; HKDF-SHA256, HMAC-SHA256 and AES-256-GCM are pyca/cryptography's.
-docs/crypto.md gives every label and length used below.
+through PyNaCl; HKDF-SHA256 and AES-256-GCM are pyca/cryptography's, HMAC-SHA256
+the standard library's (OpenSSL). docs/crypto.md gives every label and length
+used below.
+
+This module is also the pure-Python reference of the compiled twin
+``omega.crypto._ratchet_c``: :mod:`omega.crypto._symmetric` exports whichever
+is live, and the differential tests pin the two together.
 """
 
 from __future__ import annotations
 
 import hmac
-from hashlib import sha256
 
 import nacl.bindings
 import nacl.exceptions
@@ -21,7 +25,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from omega.crypto._ed25519 import check_public_key
 from omega.crypto.random import RandomSource, random_bytes
-from omega.errors import DecryptionError, InvalidKeyError, map_exceptions
+from omega.errors import (
+    DecryptionError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    map_exceptions,
+)
+from omega.protocol import RatchetHeader, RatchetMessage, encode_message
 
 __all__ = [
     "AEAD_KEY_INFO",
@@ -36,12 +46,15 @@ __all__ = [
     "check_x25519_public_key",
     "ed25519_public_to_x25519",
     "ed25519_seed_to_x25519",
+    "ed25519_sign",
+    "ed25519_verify",
     "generate_x25519",
     "hkdf_sha256",
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
     "open_step",
+    "seal_ratchet_message",
     "seal_step",
     "x25519",
     "x25519_public",
@@ -81,7 +94,7 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
 
 
 def _hmac_sha256(key: bytes, data: bytes) -> bytes:
-    return hmac.new(key, data, sha256).digest()
+    return hmac.digest(key, data, "sha256")
 
 
 def check_x25519_public_key(public_key: object, what: str = "X25519 public key") -> bytes:
@@ -230,3 +243,59 @@ def open_step(
     return next_chain_key, aead_decrypt(
         message_key, ciphertext, associated_data, info=info, what=what
     )
+
+
+def seal_ratchet_message(  # noqa: PLR0917 - positional, as the compiled twin is called
+    chain_key: bytes,
+    plaintext: bytes,
+    associated_data: bytes,
+    version: int,
+    ratchet_key: bytes,
+    previous_chain_length: int,
+    message_number: int,
+) -> tuple[bytes, bytes]:
+    """One sending step of the Double Ratchet, encoded: ``(next chain key, RatchetMessage)``.
+
+    The header is the encoded ``RatchetHeader {version, ratchet_key,
+    previous_chain_length, message_number}``; the AEAD authenticates
+    ``associated_data || header``; the result is the encoded
+    ``RatchetMessage {header, ciphertext}``.
+    """
+    header = encode_message(
+        RatchetHeader(
+            version=version,
+            ratchet_key=ratchet_key,
+            previous_chain_length=previous_chain_length,
+            message_number=message_number,
+        )
+    )
+    next_chain_key, ciphertext = seal_step(chain_key, plaintext, associated_data + header)
+    return next_chain_key, encode_message(RatchetMessage(header=header, ciphertext=ciphertext))
+
+
+def ed25519_sign(secret_key: bytes, message: bytes) -> bytes:
+    """libsodium's detached Ed25519 signature of ``message`` under a 64-byte secret key.
+
+    Raises :class:`~omega.errors.InvalidKeyError` for a key of another length
+    (PyNaCl's ``crypto_sign`` would read past its end).
+    """
+    if not isinstance(secret_key, bytes) or len(secret_key) != 64:
+        raise InvalidKeyError("an Ed25519 secret key is 64 bytes")
+    signed: bytes = nacl.bindings.crypto_sign(message, secret_key)
+    return signed[:64]
+
+
+def ed25519_verify(public_key: bytes, message: bytes, signature: bytes, what: str) -> None:
+    """Check a detached Ed25519 signature with libsodium (``crypto_sign_verify_detached``).
+
+    The public key must have been validated already. Raises
+    :class:`~omega.errors.InvalidSignatureError` naming ``what``.
+    """
+    if len(signature) != 64:
+        raise InvalidSignatureError(
+            "an Ed25519 signature is 64 bytes", details={"size": len(signature)}
+        )
+    try:
+        nacl.bindings.crypto_sign_open(signature + message, public_key)
+    except nacl.exceptions.BadSignatureError:
+        raise InvalidSignatureError(f"{what} signature does not verify") from None

@@ -2,100 +2,559 @@
 """The symmetric step of the Double Ratchet and Sender Keys, compiled twin.
 
 Same functions, same bytes, same errors as the pure-Python reference in
-:mod:`omega.crypto._kdf` (``kdf_ck``, ``message_key_material``,
-``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``); tests pin
-the two together on random keys, plaintexts and tampered ciphertexts.
+:mod:`omega.crypto._kdf` (``kdf_ck``, ``kdf_rk``, ``message_key_material``,
+``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``,
+``seal_ratchet_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
+``ed25519_verify``); tests pin the two together on random keys, plaintexts and
+tampered ciphertexts.
 
-No primitive is implemented here: HMAC-SHA256, HKDF-Expand and AES-256-GCM
-are pyca/cryptography's. What is cheaper than the reference is how they are
-called: the two HMACs of KDF_CK share one keyed HMAC state (``copy()``), and
-HKDF's extract step, which RFC 5869 defines as HMAC(salt, IKM) with the
-fixed all-zero salt here, starts from a copy of an HMAC keyed once with that
-salt, followed by the library's HKDF-Expand.
+No primitive is implemented here. The functions are libsodium's, called
+directly: PyNaCl ships libsodium inside its compiled module
+(``nacl._sodium``), which exports the library's C symbols. At import this
+module looks up the addresses of ``crypto_auth_hmacsha256_init/update/final``,
+``crypto_aead_aes256gcm_encrypt/decrypt``, ``crypto_scalarmult``,
+``crypto_scalarmult_base``, ``crypto_sign_detached`` and
+``crypto_sign_verify_detached`` there (``ctypes``: no headers, no extra library),
+casts them to the function-pointer types declared below (libsodium's
+documented prototypes) and calls them with no Python in between. When a
+symbol cannot be found (a PyNaCl built another way) the import fails and
+:mod:`omega._accel` keeps the pure-Python path.
+
+HKDF-SHA256 is RFC 5869's extract-then-expand written out over libsodium's
+HMAC-SHA256, exactly as the RFC defines it (PRK = HMAC(salt, IKM); T(i) =
+HMAC(PRK, T(i-1) || info || i)). AES-256-GCM is libsodium's when the CPU
+has AES-NI and PCLMUL (``crypto_aead_aes256gcm_is_available``); otherwise
+pyca/cryptography's ``AESGCM``: the same standard cipher, the same bytes.
+
+Whatever the fast path does not handle (a key of another length, a number
+out of range, a refused key or signature) is handed to the reference in
+:mod:`omega.crypto._kdf`, so errors are the reference's by construction.
+``seal_ratchet_message`` writes the ``RatchetHeader`` and ``RatchetMessage``
+protobuf encodings itself (fields in number order, zero values omitted, as
+every protobuf encoder does); tests pin them to ``omega.protocol.encode_message``.
 """
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.hmac import HMAC
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsUnsignedLongLong
+from libc.stdint cimport uintptr_t
+from libc.string cimport memcpy, memset
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from omega.crypto import _kdf
 from omega.errors import DecryptionError
 
 __all__ = [
     "aead_decrypt",
     "aead_encrypt",
+    "ed25519_sign",
+    "ed25519_verify",
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
     "open_step",
+    "seal_ratchet_message",
     "seal_step",
+    "x25519",
+    "x25519_public",
 ]
 
-cdef object _SHA256 = hashes.SHA256()
-cdef object _ZERO_SALT_HMAC = HMAC(bytes(32), _SHA256)
-cdef bytes _MESSAGE_KEY_BYTE = b"\x01"
-cdef bytes _NEXT_KEY_BYTE = b"\x02"
+# libsodium's prototypes (sodium/crypto_auth_hmacsha256.h, crypto_aead_aes256gcm.h,
+# crypto_scalarmult.h), declared here so that no header is needed.
+ctypedef int (*hmac_init_f)(void *state, const unsigned char *key, size_t keylen) noexcept nogil
+ctypedef int (*hmac_update_f)(
+    void *state, const unsigned char *data, unsigned long long length
+) noexcept nogil
+ctypedef int (*hmac_final_f)(void *state, unsigned char *out) noexcept nogil
+ctypedef int (*gcm_encrypt_f)(
+    unsigned char *c, unsigned long long *clen_p,
+    const unsigned char *m, unsigned long long mlen,
+    const unsigned char *ad, unsigned long long adlen,
+    const unsigned char *nsec, const unsigned char *npub, const unsigned char *k,
+) noexcept nogil
+ctypedef int (*gcm_decrypt_f)(
+    unsigned char *m, unsigned long long *mlen_p, unsigned char *nsec,
+    const unsigned char *c, unsigned long long clen,
+    const unsigned char *ad, unsigned long long adlen,
+    const unsigned char *npub, const unsigned char *k,
+) noexcept nogil
+ctypedef int (*scalarmult_f)(
+    unsigned char *q, const unsigned char *n, const unsigned char *p
+) noexcept nogil
+ctypedef int (*scalarmult_base_f)(unsigned char *q, const unsigned char *n) noexcept nogil
+ctypedef int (*sign_detached_f)(
+    unsigned char *sig, unsigned long long *siglen_p,
+    const unsigned char *m, unsigned long long mlen, const unsigned char *sk,
+) noexcept nogil
+ctypedef int (*verify_detached_f)(
+    const unsigned char *sig, const unsigned char *m, unsigned long long mlen,
+    const unsigned char *pk,
+) noexcept nogil
+
+
+cdef struct HmacState:
+    # crypto_auth_hmacsha256_state is two SHA-256 states (208 bytes in libsodium 1.0.x);
+    # the size libsodium reports is checked against this at import.
+    unsigned long long words[32]
+
+
+cdef enum:
+    KEY_SIZE = 32
+    NONCE_SIZE = 12
+    TAG_SIZE = 16
+    MATERIAL_SIZE = 44
+
+cdef hmac_init_f _hmac_init = NULL
+cdef hmac_update_f _hmac_update = NULL
+cdef hmac_final_f _hmac_final = NULL
+cdef gcm_encrypt_f _gcm_encrypt = NULL
+cdef gcm_decrypt_f _gcm_decrypt = NULL
+cdef scalarmult_f _scalarmult = NULL
+cdef scalarmult_base_f _scalarmult_base = NULL
+cdef sign_detached_f _sign_detached = NULL
+cdef verify_detached_f _verify_detached = NULL
+cdef bint _native_gcm = False
+cdef HmacState _zero_salt  # HMAC keyed with HKDF's all-zero salt, copied for every extract
+
 cdef bytes _AEAD_KEY_INFO = b"omega/ratchet/message-key/v1"
 cdef bytes _ROOT_KDF_INFO = b"omega/ratchet/root/v1"
-cdef Py_ssize_t _KEY_SIZE = 32
-cdef Py_ssize_t _MATERIAL_SIZE = 44
+cdef unsigned char _ONE = 1
+cdef unsigned char _TWO = 2
+
+_SYMBOLS = (
+    "crypto_auth_hmacsha256_init",
+    "crypto_auth_hmacsha256_update",
+    "crypto_auth_hmacsha256_final",
+    "crypto_aead_aes256gcm_encrypt",
+    "crypto_aead_aes256gcm_decrypt",
+    "crypto_scalarmult",
+    "crypto_scalarmult_base",
+    "crypto_sign_detached",
+    "crypto_sign_verify_detached",
+)
 
 
-cpdef tuple kdf_ck(bytes chain_key):
-    """KDF_CK: ``(HMAC-SHA256(CK, 0x02), HMAC-SHA256(CK, 0x01))``."""
-    keyed = HMAC(chain_key, _SHA256)
-    other = keyed.copy()
-    keyed.update(_NEXT_KEY_BYTE)
-    other.update(_MESSAGE_KEY_BYTE)
-    return keyed.finalize(), other.finalize()
+def _load_libsodium():
+    """Find libsodium's functions in PyNaCl's compiled module; ImportError if missing."""
+    import ctypes
 
+    import nacl.bindings
+    from nacl import _sodium
 
-cpdef tuple kdf_rk(bytes root_key, bytes dh_output):
-    """KDF_RK: HKDF-SHA256(salt = RK, IKM = DH output, info = ROOT_KDF_INFO): (RK', CK)."""
-    extract = HMAC(root_key, _SHA256)
-    extract.update(dh_output)
-    cdef bytes output = HKDFExpand(_SHA256, 2 * _KEY_SIZE, _ROOT_KDF_INFO).derive(
-        extract.finalize()
-    )
-    return output[:_KEY_SIZE], output[_KEY_SIZE:]
-
-
-cpdef tuple message_key_material(bytes message_key, bytes info=_AEAD_KEY_INFO):
-    """HKDF-SHA256(salt = 32 zero bytes, IKM = message key, info, 44 bytes): (key, nonce)."""
-    extract = _ZERO_SALT_HMAC.copy()
-    extract.update(message_key)
-    cdef bytes output = HKDFExpand(_SHA256, _MATERIAL_SIZE, info).derive(extract.finalize())
-    return output[:_KEY_SIZE], output[_KEY_SIZE:]
-
-
-cpdef bytes aead_encrypt(bytes message_key, bytes plaintext, bytes associated_data,
-                         bytes info=_AEAD_KEY_INFO):
-    """AES-256-GCM under the key and nonce expanded from ``message_key``."""
-    key, nonce = message_key_material(message_key, info)
-    return AESGCM(key).encrypt(nonce, plaintext, associated_data)
-
-
-cpdef bytes aead_decrypt(bytes message_key, bytes ciphertext, bytes associated_data,
-                         bytes info=_AEAD_KEY_INFO, str what="ratchet message"):
-    """AES-256-GCM decryption; :class:`~omega.errors.DecryptionError` on any mismatch."""
-    key, nonce = message_key_material(message_key, info)
     try:
-        return AESGCM(key).decrypt(nonce, ciphertext, associated_data)
-    except InvalidTag as exc:
-        # The message omega.errors.map_exceptions gives, without a context manager per call.
-        raise DecryptionError(f"{what} failed authentication: {exc}") from exc
+        nacl.bindings.sodium_init()  # CPU feature detection (PyNaCl ran it already; idempotent)
+        library = ctypes.CDLL(_sodium.__file__)
+        addresses = [ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+                     for name in _SYMBOLS]
+        statebytes = library.crypto_auth_hmacsha256_statebytes
+        statebytes.restype = ctypes.c_size_t
+        state_size = statebytes()
+        gcm_available = library.crypto_aead_aes256gcm_is_available()
+    except (OSError, AttributeError) as exc:
+        raise ImportError(f"libsodium's symbols are not reachable in PyNaCl: {exc}") from exc
+    if state_size > sizeof(HmacState) or not all(addresses):
+        raise ImportError("libsodium's HMAC-SHA256 state does not fit; keeping pure Python")
+    return addresses, bool(gcm_available)
 
 
-cpdef tuple seal_step(bytes chain_key, bytes plaintext, bytes associated_data,
-                      bytes info=_AEAD_KEY_INFO):
+def _install():
+    global _hmac_init, _hmac_update, _hmac_final, _gcm_encrypt, _gcm_decrypt
+    global _scalarmult, _scalarmult_base, _sign_detached, _verify_detached, _native_gcm
+    addresses, gcm = _load_libsodium()
+    _hmac_init = <hmac_init_f><uintptr_t>addresses[0]
+    _hmac_update = <hmac_update_f><uintptr_t>addresses[1]
+    _hmac_final = <hmac_final_f><uintptr_t>addresses[2]
+    _gcm_encrypt = <gcm_encrypt_f><uintptr_t>addresses[3]
+    _gcm_decrypt = <gcm_decrypt_f><uintptr_t>addresses[4]
+    _scalarmult = <scalarmult_f><uintptr_t>addresses[5]
+    _scalarmult_base = <scalarmult_base_f><uintptr_t>addresses[6]
+    _sign_detached = <sign_detached_f><uintptr_t>addresses[7]
+    _verify_detached = <verify_detached_f><uintptr_t>addresses[8]
+    _native_gcm = gcm
+    cdef unsigned char zero[KEY_SIZE]
+    memset(zero, 0, KEY_SIZE)
+    _hmac_init(&_zero_salt, zero, KEY_SIZE)
+
+
+_install()
+
+
+def _use_native_aead(bint native):
+    """Tests only: switch libsodium's AES-256-GCM off (pyca's) or back on; returns the old flag.
+
+    Both give the same bytes; the switch lets the differential tests cover
+    the branch taken on CPUs without AES-NI.
+    """
+    global _native_gcm
+    old = _native_gcm
+    _native_gcm = native
+    return old
+
+
+# --- the HMAC and HKDF compositions --------------------------------------------------------
+
+
+cdef inline void _kdf_ck(const unsigned char *chain_key, size_t key_size,
+                         unsigned char *next_key, unsigned char *message_key) noexcept nogil:
+    cdef HmacState keyed, other
+    _hmac_init(&keyed, chain_key, key_size)
+    memcpy(&other, &keyed, sizeof(HmacState))
+    _hmac_update(&keyed, &_TWO, 1)
+    _hmac_final(&keyed, next_key)
+    _hmac_update(&other, &_ONE, 1)
+    _hmac_final(&other, message_key)
+
+
+cdef inline void _hkdf_expand(const unsigned char *prk, const unsigned char *info,
+                              size_t info_size, unsigned char *out, size_t length) noexcept nogil:
+    """RFC 5869 HKDF-Expand for length <= 64 (two blocks at most)."""
+    cdef HmacState keyed, block
+    cdef unsigned char t[KEY_SIZE]
+    cdef unsigned char counter = 1
+    _hmac_init(&keyed, prk, KEY_SIZE)
+    memcpy(&block, &keyed, sizeof(HmacState))
+    _hmac_update(&block, info, info_size)
+    _hmac_update(&block, &counter, 1)
+    _hmac_final(&block, t)
+    memcpy(out, t, KEY_SIZE if length > KEY_SIZE else length)
+    if length > KEY_SIZE:
+        counter = 2
+        _hmac_update(&keyed, t, KEY_SIZE)
+        _hmac_update(&keyed, info, info_size)
+        _hmac_update(&keyed, &counter, 1)
+        _hmac_final(&keyed, t)
+        memcpy(out + KEY_SIZE, t, length - KEY_SIZE)
+    memset(t, 0, KEY_SIZE)
+
+
+cdef inline void _material(const unsigned char *message_key, size_t key_size,
+                           const unsigned char *info, size_t info_size,
+                           unsigned char *out) noexcept nogil:
+    """HKDF-SHA256(salt = 32 zero bytes, IKM = message key, info) into 44 bytes."""
+    cdef HmacState extract
+    cdef unsigned char prk[KEY_SIZE]
+    memcpy(&extract, &_zero_salt, sizeof(HmacState))
+    _hmac_update(&extract, message_key, key_size)
+    _hmac_final(&extract, prk)
+    _hkdf_expand(prk, info, info_size, out, MATERIAL_SIZE)
+    memset(prk, 0, KEY_SIZE)
+
+
+def kdf_ck(bytes chain_key not None):
+    """KDF_CK: ``(HMAC-SHA256(CK, 0x02), HMAC-SHA256(CK, 0x01))``."""
+    cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    cdef bytes message_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key),
+            <unsigned char *>PyBytes_AS_STRING(message_key))
+    return next_key, message_key
+
+
+def kdf_rk(bytes root_key not None, bytes dh_output not None):
+    """KDF_RK: HKDF-SHA256(salt = RK, IKM = DH output, info = ROOT_KDF_INFO): (RK', CK)."""
+    cdef HmacState extract
+    cdef unsigned char prk[KEY_SIZE]
+    cdef unsigned char output[2 * KEY_SIZE]
+    _hmac_init(&extract, <unsigned char *>PyBytes_AS_STRING(root_key),
+               PyBytes_GET_SIZE(root_key))
+    _hmac_update(&extract, <unsigned char *>PyBytes_AS_STRING(dh_output),
+                 PyBytes_GET_SIZE(dh_output))
+    _hmac_final(&extract, prk)
+    _hkdf_expand(prk, <unsigned char *>PyBytes_AS_STRING(_ROOT_KDF_INFO),
+                 PyBytes_GET_SIZE(_ROOT_KDF_INFO), output, 2 * KEY_SIZE)
+    result = (PyBytes_FromStringAndSize(<char *>output, KEY_SIZE),
+              PyBytes_FromStringAndSize(<char *>output + KEY_SIZE, KEY_SIZE))
+    memset(prk, 0, KEY_SIZE)
+    memset(output, 0, 2 * KEY_SIZE)
+    return result
+
+
+cdef inline void _key_material(bytes message_key, bytes info, unsigned char *material):
+    _material(<unsigned char *>PyBytes_AS_STRING(message_key), PyBytes_GET_SIZE(message_key),
+              <unsigned char *>PyBytes_AS_STRING(info), PyBytes_GET_SIZE(info), material)
+
+
+def seal_step(bytes chain_key not None, bytes plaintext not None,
+              bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO):
     """One sending step: ``(next chain key, ciphertext of plaintext under this step's key)``."""
-    next_chain_key, message_key = kdf_ck(chain_key)
-    return next_chain_key, aead_encrypt(message_key, plaintext, associated_data, info)
+    cdef unsigned char message_key[KEY_SIZE]
+    cdef unsigned char material[MATERIAL_SIZE]
+    cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info),
+              PyBytes_GET_SIZE(info), material)
+    memset(message_key, 0, KEY_SIZE)
+    try:
+        return next_key, _seal(material, plaintext,
+                               <unsigned char *>PyBytes_AS_STRING(associated_data),
+                               PyBytes_GET_SIZE(associated_data))
+    finally:
+        memset(material, 0, MATERIAL_SIZE)
 
 
-cpdef tuple open_step(bytes chain_key, bytes ciphertext, bytes associated_data,
-                      bytes info=_AEAD_KEY_INFO, str what="ratchet message"):
+def open_step(bytes chain_key not None, bytes ciphertext not None,
+              bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO,
+              str what not None="ratchet message"):
     """One receiving step: ``(next chain key, plaintext)``, or DecryptionError."""
-    next_chain_key, message_key = kdf_ck(chain_key)
-    return next_chain_key, aead_decrypt(message_key, ciphertext, associated_data, info, what)
+    cdef unsigned char message_key[KEY_SIZE]
+    cdef unsigned char material[MATERIAL_SIZE]
+    cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(info),
+              PyBytes_GET_SIZE(info), material)
+    memset(message_key, 0, KEY_SIZE)
+    try:
+        return next_key, _open(material, ciphertext,
+                               <unsigned char *>PyBytes_AS_STRING(associated_data),
+                               PyBytes_GET_SIZE(associated_data), what)
+    finally:
+        memset(material, 0, MATERIAL_SIZE)
+
+
+def message_key_material(bytes message_key not None, bytes info not None=_AEAD_KEY_INFO):
+    """HKDF-SHA256(salt = 32 zero bytes, IKM = message key, info, 44 bytes): (key, nonce)."""
+    cdef unsigned char output[MATERIAL_SIZE]
+    _key_material(message_key, info, output)
+    result = (PyBytes_FromStringAndSize(<char *>output, KEY_SIZE),
+              PyBytes_FromStringAndSize(<char *>output + KEY_SIZE, NONCE_SIZE))
+    memset(output, 0, MATERIAL_SIZE)
+    return result
+
+
+# --- AES-256-GCM ---------------------------------------------------------------------------
+
+
+cdef bytes _seal(const unsigned char *material, bytes plaintext, const unsigned char *ad,
+                 size_t ad_size):
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(plaintext)
+    cdef unsigned long long written = 0
+    cdef bytes ciphertext
+    if not _native_gcm:
+        key = PyBytes_FromStringAndSize(<char *>material, KEY_SIZE)
+        nonce = PyBytes_FromStringAndSize(<char *>material + KEY_SIZE, NONCE_SIZE)
+        return AESGCM(key).encrypt(nonce, plaintext, PyBytes_FromStringAndSize(<char *>ad, ad_size))
+    ciphertext = PyBytes_FromStringAndSize(NULL, size + TAG_SIZE)
+    _gcm_encrypt(<unsigned char *>PyBytes_AS_STRING(ciphertext), &written,
+                 <unsigned char *>PyBytes_AS_STRING(plaintext), size, ad, ad_size,
+                 NULL, material + KEY_SIZE, material)
+    return ciphertext
+
+
+cdef bytes _open(const unsigned char *material, bytes ciphertext, const unsigned char *ad,
+                 size_t ad_size, str what):
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(ciphertext)
+    cdef unsigned long long written = 0
+    cdef bytes plaintext
+    if not _native_gcm:
+        key = PyBytes_FromStringAndSize(<char *>material, KEY_SIZE)
+        nonce = PyBytes_FromStringAndSize(<char *>material + KEY_SIZE, NONCE_SIZE)
+        try:
+            return AESGCM(key).decrypt(
+                nonce, ciphertext, PyBytes_FromStringAndSize(<char *>ad, ad_size)
+            )
+        except InvalidTag as exc:
+            raise _authentication_failed(what, exc) from exc
+    if size >= TAG_SIZE:
+        plaintext = PyBytes_FromStringAndSize(NULL, size - TAG_SIZE)
+        if _gcm_decrypt(<unsigned char *>PyBytes_AS_STRING(plaintext), &written, NULL,
+                        <unsigned char *>PyBytes_AS_STRING(ciphertext), size, ad, ad_size,
+                        material + KEY_SIZE, material) == 0:
+            return plaintext
+    exc = InvalidTag()
+    raise _authentication_failed(what, exc) from exc
+
+
+cdef object _authentication_failed(str what, object exc):
+    # The message omega.errors.map_exceptions gives the reference, without a context manager.
+    return DecryptionError(f"{what} failed authentication: {exc}")
+
+
+def aead_encrypt(bytes message_key not None, bytes plaintext not None,
+                 bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO):
+    """AES-256-GCM under the key and nonce expanded from ``message_key``."""
+    cdef unsigned char material[MATERIAL_SIZE]
+    _key_material(message_key, info, material)
+    try:
+        return _seal(material, plaintext, <unsigned char *>PyBytes_AS_STRING(associated_data),
+                     PyBytes_GET_SIZE(associated_data))
+    finally:
+        memset(material, 0, MATERIAL_SIZE)
+
+
+def aead_decrypt(bytes message_key not None, bytes ciphertext not None,
+                 bytes associated_data not None, bytes info not None=_AEAD_KEY_INFO,
+                 str what not None="ratchet message"):
+    """AES-256-GCM decryption; :class:`~omega.errors.DecryptionError` on any mismatch."""
+    cdef unsigned char material[MATERIAL_SIZE]
+    _key_material(message_key, info, material)
+    try:
+        return _open(material, ciphertext, <unsigned char *>PyBytes_AS_STRING(associated_data),
+                     PyBytes_GET_SIZE(associated_data), what)
+    finally:
+        memset(material, 0, MATERIAL_SIZE)
+
+
+
+
+# --- a whole Double Ratchet sending step, encoded --------------------------------------------
+
+
+cdef inline Py_ssize_t _varint_size(unsigned long long value) noexcept nogil:
+    cdef Py_ssize_t size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+cdef inline unsigned char *_put_varint(unsigned char *out, unsigned long long value) noexcept nogil:
+    while value >= 0x80:
+        out[0] = <unsigned char>((value & 0x7F) | 0x80)
+        value >>= 7
+        out += 1
+    out[0] = <unsigned char>value
+    return out + 1
+
+
+cdef inline bint _is_uint32(object value):
+    if type(value) is not int:
+        return False
+    try:
+        return PyLong_AsUnsignedLongLong(value) <= 0xFFFFFFFF
+    except OverflowError:  # negative, or beyond 64 bits
+        return False
+
+
+def seal_ratchet_message(bytes chain_key not None, bytes plaintext not None,
+                         bytes associated_data not None, version, bytes ratchet_key not None,
+                         previous_chain_length, message_number):
+    """One Double Ratchet sending step, encoded: ``(next chain key, RatchetMessage bytes)``."""
+    cdef unsigned char header[80]
+    cdef unsigned char ad_buffer[512]
+    cdef unsigned char message_key[KEY_SIZE]
+    cdef unsigned char material[MATERIAL_SIZE]
+    cdef unsigned char *ad = ad_buffer
+    cdef unsigned char *out
+    cdef unsigned char *p = header
+    cdef Py_ssize_t key_size = PyBytes_GET_SIZE(ratchet_key)
+    cdef Py_ssize_t ad_size = PyBytes_GET_SIZE(associated_data)
+    cdef Py_ssize_t size = PyBytes_GET_SIZE(plaintext)
+    cdef Py_ssize_t header_size, ciphertext_size, total
+    cdef unsigned long long written = 0
+    if not (_is_uint32(version) and _is_uint32(previous_chain_length)
+            and _is_uint32(message_number) and key_size <= 32
+            and ad_size <= 512 - 64 and _native_gcm):
+        return _kdf.seal_ratchet_message(chain_key, plaintext, associated_data, version,
+                                         ratchet_key, previous_chain_length, message_number)
+    if version:
+        p[0] = 0x08
+        p = _put_varint(p + 1, version)
+    if key_size:
+        p[0] = 0x12
+        p[1] = <unsigned char>key_size
+        memcpy(p + 2, PyBytes_AS_STRING(ratchet_key), key_size)
+        p += 2 + key_size
+    if previous_chain_length:
+        p[0] = 0x18
+        p = _put_varint(p + 1, previous_chain_length)
+    if message_number:
+        p[0] = 0x20
+        p = _put_varint(p + 1, message_number)
+    header_size = p - header
+    memcpy(ad, PyBytes_AS_STRING(associated_data), ad_size)
+    memcpy(ad + ad_size, header, header_size)
+    ciphertext_size = size + TAG_SIZE
+    total = 1 + _varint_size(header_size) + header_size + 1 + _varint_size(ciphertext_size)
+    total += ciphertext_size
+    message = PyBytes_FromStringAndSize(NULL, total)
+    out = <unsigned char *>PyBytes_AS_STRING(message)
+    out[0] = 0x0A
+    out = _put_varint(out + 1, header_size)
+    memcpy(out, header, header_size)
+    out += header_size
+    out[0] = 0x12
+    out = _put_varint(out + 1, ciphertext_size)
+    cdef bytes next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(_AEAD_KEY_INFO),
+              PyBytes_GET_SIZE(_AEAD_KEY_INFO), material)
+    _gcm_encrypt(out, &written, <unsigned char *>PyBytes_AS_STRING(plaintext), size,
+                 ad, ad_size + header_size, NULL, material + KEY_SIZE, material)
+    memset(message_key, 0, KEY_SIZE)
+    memset(material, 0, MATERIAL_SIZE)
+    return next_key, message
+
+
+# --- X25519 and Ed25519 ----------------------------------------------------------------------
+
+
+cdef inline bint _canonical_x25519(bytes public_key):
+    """32 bytes with the little-endian value below 2**255 - 19 (the reference's check)."""
+    cdef const unsigned char *key
+    cdef int index
+    if PyBytes_GET_SIZE(public_key) != KEY_SIZE:
+        return False
+    key = <const unsigned char *>PyBytes_AS_STRING(public_key)
+    if key[31] & 0x80:
+        return False
+    if key[31] != 0x7F or key[0] < 0xED:
+        return True
+    for index in range(1, 31):
+        if key[index] != 0xFF:
+            return True
+    return False  # 2**255 - 19 .. 2**255 - 1
+
+
+def x25519(private_key, public_key):
+    """The X25519 shared secret (libsodium ``crypto_scalarmult``); refusals as the reference."""
+    cdef bytes shared
+    if (type(private_key) is bytes and type(public_key) is bytes
+            and PyBytes_GET_SIZE(private_key) == KEY_SIZE and _canonical_x25519(public_key)):
+        shared = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+        if _scalarmult(<unsigned char *>PyBytes_AS_STRING(shared),
+                       <const unsigned char *>PyBytes_AS_STRING(private_key),
+                       <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
+            return shared
+    return _kdf.x25519(private_key, public_key)
+
+
+def x25519_public(private_key):
+    """The X25519 public key of a 32-byte private key (libsodium ``crypto_scalarmult_base``)."""
+    cdef bytes public
+    if type(private_key) is bytes and PyBytes_GET_SIZE(private_key) == KEY_SIZE:
+        public = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+        if _scalarmult_base(<unsigned char *>PyBytes_AS_STRING(public),
+                            <const unsigned char *>PyBytes_AS_STRING(private_key)) == 0:
+            return public
+    return _kdf.x25519_public(private_key)
+
+
+def ed25519_sign(secret_key, message):
+    """libsodium's detached Ed25519 signature (``crypto_sign_detached``)."""
+    cdef bytes signature
+    cdef unsigned long long written = 0
+    if (type(secret_key) is bytes and type(message) is bytes
+            and PyBytes_GET_SIZE(secret_key) == 64):
+        signature = PyBytes_FromStringAndSize(NULL, 64)
+        if _sign_detached(<unsigned char *>PyBytes_AS_STRING(signature), &written,
+                          <const unsigned char *>PyBytes_AS_STRING(message),
+                          PyBytes_GET_SIZE(message),
+                          <const unsigned char *>PyBytes_AS_STRING(secret_key)) == 0:
+            return signature
+    return _kdf.ed25519_sign(secret_key, message)
+
+
+def ed25519_verify(public_key, message, signature, str what not None):
+    """Check a detached Ed25519 signature (``crypto_sign_verify_detached``)."""
+    if (type(public_key) is bytes and type(message) is bytes and type(signature) is bytes
+            and PyBytes_GET_SIZE(public_key) == KEY_SIZE and PyBytes_GET_SIZE(signature) == 64):
+        if _verify_detached(<const unsigned char *>PyBytes_AS_STRING(signature),
+                            <const unsigned char *>PyBytes_AS_STRING(message),
+                            PyBytes_GET_SIZE(message),
+                            <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
+            return None
+    _kdf.ed25519_verify(public_key, message, signature, what)

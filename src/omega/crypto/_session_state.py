@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from omega.crypto._ed25519 import check_public_key
-from omega.crypto._kdf import KEY_SIZE, check_x25519_public_key, x25519_public
+from omega.crypto._kdf import KEY_SIZE, check_x25519_public_key
+from omega.crypto._symmetric import x25519_public
 from omega.crypto.devices import MAX_CERTIFICATE_SIZE
 from omega.errors import MessageDecodeError
 from omega.protocol import (

@@ -31,13 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omega.crypto import _symmetric
-from omega.crypto._kdf import (
-    KEY_SIZE,
-    TAG_SIZE,
-    check_x25519_public_key,
-    generate_x25519,
-    x25519,
-)
+from omega.crypto._kdf import KEY_SIZE, TAG_SIZE, check_x25519_public_key
 from omega.crypto._session_state import (
     MAX_PREVIOUS_RATCHET_KEYS,
     SESSION_STATE_VERSION,
@@ -46,6 +40,7 @@ from omega.crypto._session_state import (
     state_from_message,
     state_to_message,
 )
+from omega.crypto._symmetric import generate_x25519, x25519
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.random import RandomSource, system_random
 from omega.errors import (
@@ -161,11 +156,12 @@ class RatchetSession:
     successful :meth:`encrypt` and :meth:`decrypt`.
     """
 
-    __slots__ = ("_associated_data", "_config", "_state")
+    __slots__ = ("_associated_data", "_config", "_max_message_size", "_state")
 
     def __init__(self, state: SessionState, config: SessionConfig) -> None:
         self._state = state
         self._config = config
+        self._max_message_size = config.max_message_size  # a property: read once, not per message
         if state.initiator:
             order = (state.local_device_key, state.remote_device_key)
             identities = (state.local_identity_key, state.remote_identity_key)
@@ -324,22 +320,21 @@ class RatchetSession:
         number = state.sending_number
         if number >= _UINT32_MAX:
             raise LocalProtocolError("the sending chain is exhausted; start a new session")
-        header = encode_message(
-            RatchetHeader(
-                version=HEADER_VERSION,
-                ratchet_key=public,
-                previous_chain_length=state.previous_sending_length,
-                message_number=number,
-            )
-        )
-        next_chain_key, ciphertext = _symmetric.seal_step(
-            chain_key, plaintext, self._associated_data + header
+        # The header {HEADER_VERSION, public, PN, N} and the sealed RatchetMessage, encoded.
+        next_chain_key, message = _symmetric.seal_ratchet_message(
+            chain_key,
+            plaintext,
+            self._associated_data,
+            HEADER_VERSION,
+            public,
+            state.previous_sending_length,
+            number,
         )
         # Commit only now that nothing can fail any more.
         state.root_key, state.sending_chain_key = root_key, next_chain_key
         state.sending_private, state.sending_public = private, public
         state.sending_number = number + 1
-        return encode_message(RatchetMessage(header=header, ciphertext=ciphertext))
+        return message
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt an encoded ``RatchetMessage`` (spec section 3.5) and return the plaintext.
@@ -356,14 +351,15 @@ class RatchetSession:
         :class:`~omega.errors.RemoteProtocolError` when the peer changed its
         ratchet key twice without hearing from us.
         """
-        message = decode_message(RatchetMessage, data, max_size=self._config.max_message_size)
+        message = decode_message(RatchetMessage, data, max_size=self._max_message_size)
         header = decode_message(RatchetHeader, message.header, max_size=MAX_HEADER_SIZE)
         if header.version != HEADER_VERSION:
             raise MessageDecodeError(
                 f"unsupported ratchet header version {header.version}",
                 details={"version": header.version},
             )
-        check_x25519_public_key(header.ratchet_key, "ratchet key")
+        if header.ratchet_key != self._state.receiving_ratchet_key:  # that one was checked
+            check_x25519_public_key(header.ratchet_key, "ratchet key")
         if len(message.ciphertext) < TAG_SIZE:
             raise DecryptionError("ratchet message ciphertext is shorter than its tag")
         if len(message.ciphertext) - TAG_SIZE > self._config.max_plaintext_size:

@@ -244,7 +244,10 @@ class OutboundSenderKey:
         next_chain_key, ciphertext = _symmetric.seal_step(
             self._chain_key, plaintext, associated_data(self._binding, header), MESSAGE_KEY_INFO
         )
-        signature = self._signer.sign(signed_bytes(self._binding, header, ciphertext))
+        # Ed25519 as Ed25519KeyPair.sign computes it, by the accelerated call when live.
+        signature = _symmetric.ed25519_sign(
+            self._signer._secret_key, signed_bytes(self._binding, header, ciphertext)
+        )
         self._chain_key, self._iteration = next_chain_key, self._iteration + 1
         return encode_message(
             SenderKeyMessage(header=header, ciphertext=ciphertext, signature=signature)
