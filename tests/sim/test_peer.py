@@ -43,7 +43,7 @@ def test_prekey_then_ratchet_messages_and_duplicates() -> None:
     # the same frame again: a duplicate, acknowledged again by the caller
     assert bob.open(frame, now=now).content is None
     # bob answers with a receipt: a ratchet message; alice's session stops sending prekey messages
-    receipt = bob.receipt(message_id=message_id, recipient=alice, now=now)
+    _, receipt = bob.receipt(message_id=message_id, recipient=alice, now=now)
     assert decode_message(Frame, receipt).message.encryption == EncryptionKind.RATCHET  # type: ignore[union-attr]
     opened = alice.open(receipt, now=now)
     assert opened.content is not None
