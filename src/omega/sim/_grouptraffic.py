@@ -121,6 +121,7 @@ class GroupMixin(StoreMixin, SimCore):
         group = _Group(index, group_id, list(members), rate)
         self._groups.append(group)
         self._group_by_id[group_id] = group
+        self._result.groups.append(group_id)
 
     def _distribute(
         self, sender: int, group_id: str, distribution: bytes, recipients: frozenset[str]

@@ -235,6 +235,8 @@ class SimResult:
     """Group messages sent after a removal that a removed member saw."""
     removed_reads: int = 0
     """Those it could decrypt."""
+    groups: list[str] = field(default_factory=list)
+    """The id of each group, by group number."""
 
     def summary(self) -> Summary:
         """Summary statistics of :attr:`records` (user messages; distributions apart)."""
