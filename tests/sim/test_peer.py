@@ -71,3 +71,15 @@ def test_refusals() -> None:
         SimPeer.read_ack(frame)
     assert SimPeer.read_ack(SimPeer.ack("abc", now=now)) == "abc"
     assert bob.bundle().device_certificate is not None
+
+
+def test_text_content_is_what_bind_content_makes() -> None:
+    from omega.protocol import MessageContent, TextContent
+    from omega.session.content import encode_content
+    from omega.session.envelope import bind_content
+
+    made = SimPeer.text_content(5, message_id="m-1", timestamp=7, conversation_id="c")
+    content = MessageContent()
+    content.text = TextContent(text="xxxxx")
+    bound = bind_content(content, message_id="m-1", timestamp=7, conversation_id="c")
+    assert made == encode_content(bound)

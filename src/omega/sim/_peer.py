@@ -11,6 +11,7 @@ encoding (``omega.protocol``). What it returns is the real ``Frame`` bytes.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ __all__ = ["Received", "SimPeer"]
 # A simulated device hands out bundles without one-time prekeys (the key
 # directory is not simulated), so a pool of one is enough.
 _PREKEY_CONFIG = PrekeyConfig(one_time_prekey_target=1, one_time_prekey_low_water=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _text(size: int) -> str:
+    return "x" * size
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +110,19 @@ class SimPeer:
 
     @staticmethod
     def text_content(size: int, *, message_id: str, timestamp: int, conversation_id: str) -> bytes:
-        """The encoded, bound ``MessageContent`` of a text of ``size`` bytes."""
-        content = MessageContent()
-        content.text = TextContent(text="x" * size)
-        bound = bind_content(
-            content, message_id=message_id, timestamp=timestamp, conversation_id=conversation_id
+        """The encoded, bound ``MessageContent`` of a text of ``size`` bytes.
+
+        Built with its binding fields at once: the same message
+        :func:`~omega.session.envelope.bind_content` makes, without its copy.
+        """
+        return encode_content(
+            MessageContent(
+                text=TextContent(text=_text(size)),
+                message_id=message_id,
+                timestamp=timestamp,
+                conversation_id=conversation_id,
+            )
         )
-        return encode_content(bound)
 
     @staticmethod
     def distribution_content(
