@@ -53,7 +53,7 @@ from omega.sim._core import (
     framed,
 )
 from omega.sim._grouptraffic import GroupMixin
-from omega.sim._network import STORE
+from omega.sim._network import RELAY, STORE
 from omega.sim._peer import SimPeer
 from omega.sim._results import MessageRecord, SimResult
 from omega.sim._workload import Workload
@@ -323,13 +323,16 @@ class Simulation(GroupMixin):
                 if arrival is not None:
                     self._push(arrival, BUNDLE_REPLY, STORE, sender, payload)
             return
-        relayed = sender in self._natted
+        relayed = server in self._natted  # the channel the sender dialled
         if self._landed(sender, server, relayed):  # the peer answers with its bundle
             size = self._bundle_size
             self._channel_send(server, sender, size, key, relayed, BUNDLE_REPLY, payload)
 
     def _on_bundle_reply(self, src: int, sender: int, payload: Any) -> None:
-        if src == STORE and not self._arrived(STORE, sender):
+        if src == STORE:
+            if not self._arrived(STORE, sender):
+                return
+        elif not self._arrived(RELAY if src in self._natted else src, sender):
             return
         out = self._current(sender, payload)
         if out is None:
