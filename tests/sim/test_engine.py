@@ -278,7 +278,8 @@ def test_same_trace_across_processes_whatever_the_hash_seed() -> None:
         "c = SimConfig(peers=12, duration=30.0, drain=60.0, seed=5,"
         " churn=ChurnConfig(fraction=0.5, mean_online=20.0, mean_offline=10.0),"
         " partitions=(Partition(start=5.0, end=15.0, peers=frozenset({1, 2, 3})),),"
-        " workload=WorkloadConfig(rate=2.0))\n"
+        " workload=WorkloadConfig(rate=2.0, groups=GroupWorkload(count=2, min_size=3,"
+        " max_size=5, rate=0.5, removal_fraction=1.0)))\n"
         "print(simulate(c).trace_digest())\n"
     )
     digests = set()
