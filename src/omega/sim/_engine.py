@@ -306,22 +306,29 @@ class Simulation(GroupMixin):
             arrival = self._transmit(sender, STORE, CONTROL_FRAME, key)
             if arrival is not None:
                 self._push(arrival, BUNDLE_REQUEST, sender, STORE, token)
+                return  # a loss on the way schedules the failure (_bundle_lost)
         elif path is Path.DIRECT or not self.config.store:
             relayed = out.recipient in self._natted
             self._channel_send(
                 sender, out.recipient, CONTROL_FRAME, key, relayed, BUNDLE_REQUEST, token
             )
-        # no answer by then: the attempt failed (Outcome.NOT_READY, backoff)
+        self._bundle_lost(sender, token)
+
+    def _bundle_lost(self, sender: int, token: tuple[Key, int]) -> None:
+        """No bundle by ``connect_timeout``: the attempt failed (Outcome.NOT_READY, backoff)."""
         failed = (*token, Outcome.NOT_READY)
         self._push(self._now + self._connect_timeout, ATTEMPT_FAILED, sender, 0, failed)
 
     def _on_bundle_request(self, sender: int, server: int, payload: Any) -> None:
         key = payload[0]
         if server == STORE:
+            arrival = None
             if self._arrived(sender, STORE):
                 arrival = self._transmit(STORE, sender, self._bundle_size, key)
-                if arrival is not None:
-                    self._push(arrival, BUNDLE_REPLY, STORE, sender, payload)
+            if arrival is None:
+                self._bundle_lost(sender, payload)
+            else:
+                self._push(arrival, BUNDLE_REPLY, STORE, sender, payload)
             return
         relayed = server in self._natted  # the channel the sender dialled
         if self._landed(sender, server, relayed):  # the peer answers with its bundle
@@ -331,6 +338,7 @@ class Simulation(GroupMixin):
     def _on_bundle_reply(self, src: int, sender: int, payload: Any) -> None:
         if src == STORE:
             if not self._arrived(STORE, sender):
+                self._bundle_lost(sender, payload)
                 return
         elif not self._arrived(RELAY if src in self._natted else src, sender):
             return

@@ -7,8 +7,8 @@ once), then each side sends its signed device list and the Client's
 ``peer_connected`` rule makes its undelivered entries to the other due now.
 Frames queued while the handshake runs leave when it completes (the
 initiator's after message 2 arrives, the responder's after message 3). A
-handshake message lost or cut off fails the handshake after
-``connect_timeout``; its queued frames are dropped (the senders retry). A
+handshake message lost or cut off fails the handshake ``connect_timeout``
+after it began; its queued frames are dropped (the senders retry). A
 link closes when either peer goes offline, or when a send finds the other
 side unreachable.
 """
@@ -123,7 +123,6 @@ class LinkMixin(SimCore):
         if handshake is None:
             handshake = _Handshake(src, dst, relayed, self._now, key)
             self._handshakes[pair] = handshake
-            self._push(self._now + self._connect_timeout, HANDSHAKE_FAILED, 0, 0, handshake)
             self._handshake_message(handshake, 1)
         handshake.queue.append((src, dst, size, key, kind, body))
         if attempt is not None:
@@ -145,14 +144,16 @@ class LinkMixin(SimCore):
                 self._push(arrival, RELAY_FORWARD, src, dst, (wire, key, kind, body))
             elif kind >= 0:  # kind -1: a frame nobody acts on (the device list)
                 self._push(arrival, kind, src, dst, body)
+        elif kind == HANDSHAKE:
+            self._handshake_lost(body[0])
 
     def _on_relay_forward(self, src: int, dst: int, payload: Any) -> None:
         wire, key, kind, body = payload
-        if not self._arrived(src, RELAY):
-            return
-        arrival = self._transmit(RELAY, dst, wire, key)
+        arrival = self._transmit(RELAY, dst, wire, key) if self._arrived(src, RELAY) else None
         if arrival is not None and kind >= 0:
             self._push(arrival, kind, src, dst, body)
+        elif arrival is None and kind == HANDSHAKE:
+            self._handshake_lost(body[0])
 
     # -- the handshake ----------------------------------------------------------
     def _handshake_message(self, handshake: _Handshake, step: int) -> None:
@@ -169,7 +170,8 @@ class LinkMixin(SimCore):
         if step < 3 and self._handshakes.get(pair) is not handshake:
             return  # failed meanwhile
         if not self._landed(src, dst, handshake.relayed):
-            return  # the failure timer cleans up
+            self._handshake_lost(handshake)
+            return
         if step == 1:
             self._handshake_message(handshake, 2)
             return
@@ -193,6 +195,11 @@ class LinkMixin(SimCore):
             if src == side:
                 self._send_record(src, dst, size, key, relayed, kind, body)
         self._peer_connected(side, other, handshake.in_flight)
+
+    def _handshake_lost(self, handshake: _Handshake) -> None:
+        """A handshake message was lost or cut off: the dialler gives up at its timeout."""
+        at = max(self._now, handshake.started + self._connect_timeout)
+        self._push(at, HANDSHAKE_FAILED, 0, 0, handshake)
 
     def _on_handshake_failed(self, _a: int, _b: int, payload: Any) -> None:
         handshake: _Handshake = payload
