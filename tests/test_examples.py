@@ -30,6 +30,7 @@ def test_every_example_is_tested() -> None:
         "two_peers.py",
         "sim_offline_delivery.py",
         "sim_partition.py",
+        "sim_group.py",
         "echo_bot.py",
         "help_status_ping_bot.py",
         "sales_agent_bot.py",
@@ -82,6 +83,13 @@ def test_sim_offline_delivery(tmp_path: Path) -> None:
 def test_sim_partition() -> None:
     output = run_example("sim_partition.py")
     assert "every message across the partition arrived after it healed at 300 s" in output
+    assert "same seed, same trace" in output
+
+
+def test_sim_group() -> None:
+    output = run_example("sim_group.py")
+    assert "removed members could open 0 of the" in output
+    assert "and was sent 0 after it" in output
     assert "same seed, same trace" in output
 
 

@@ -43,7 +43,7 @@ def test_prekey_then_ratchet_messages_and_duplicates() -> None:
     # the same frame again: a duplicate, acknowledged again by the caller
     assert bob.open(frame, now=now).content is None
     # bob answers with a receipt: a ratchet message; alice's session stops sending prekey messages
-    receipt = bob.receipt(message_id=message_id, recipient=alice, now=now)
+    _, receipt = bob.receipt(message_id=message_id, recipient=alice, now=now)
     assert decode_message(Frame, receipt).message.encryption == EncryptionKind.RATCHET  # type: ignore[union-attr]
     opened = alice.open(receipt, now=now)
     assert opened.content is not None
@@ -71,3 +71,15 @@ def test_refusals() -> None:
         SimPeer.read_ack(frame)
     assert SimPeer.read_ack(SimPeer.ack("abc", now=now)) == "abc"
     assert bob.bundle().device_certificate is not None
+
+
+def test_text_content_is_what_bind_content_makes() -> None:
+    from omega.protocol import MessageContent, TextContent
+    from omega.session.content import encode_content
+    from omega.session.envelope import bind_content
+
+    made = SimPeer.text_content(5, message_id="m-1", timestamp=7, conversation_id="c")
+    content = MessageContent()
+    content.text = TextContent(text="xxxxx")
+    bound = bind_content(content, message_id="m-1", timestamp=7, conversation_id="c")
+    assert made == encode_content(bound)

@@ -79,3 +79,36 @@ def test_parquet_needs_pyarrow(tmp_path: Path) -> None:
     else:  # pragma: no cover - only where pyarrow is installed
         SimResult(records=[_record(0, 1.0, "direct")]).write_parquet(tmp_path / "t.parquet")
         assert (tmp_path / "t.parquet").stat().st_size > 0
+
+
+def test_connections_csv_and_group_figures(tmp_path: Path) -> None:
+    from omega.sim import CONNECTION_COLUMNS, ConnectionRecord
+
+    result = SimResult(
+        records=[
+            _record(0, 50.0, "direct"),
+            MessageRecord(
+                message_id="g", sender=1, recipient=2, sent_at=1.0, kind="group", group_id="ab"
+            ),
+            MessageRecord(
+                message_id="k", sender=1, recipient=2, sent_at=0.0, kind="sender_key", wire_bytes=7
+            ),
+        ],
+        connections=[
+            ConnectionRecord(time=1.5, initiator=0, responder=1, relayed=True, handshake_ms=60.0)
+        ],
+    )
+    path = tmp_path / "connections.csv"
+    result.write_connections_csv(path)
+    rows = list(csv.reader(path.read_text().splitlines()))
+    assert tuple(rows[0]) == CONNECTION_COLUMNS
+    assert rows[1] == ["1.500000", "0", "1", "1", "60.000"]
+    summary = result.summary()
+    assert summary.messages == 2  # the distribution is not a user message
+    assert summary.group_deliveries == 1
+    assert summary.group_delivered == 0
+    assert summary.sender_key_distributions == 1
+    assert summary.wire_bytes == 107  # ... but its bytes count
+    assert summary.connections == 1
+    assert "groups: 0 of 1 copies decrypted, 1 distributions" in summary.format()
+    assert result.csv_text().splitlines()[2].endswith(",group,ab")

@@ -21,6 +21,9 @@ direct_attempts = 3
 ack_timeout = 10
 relay = true
 nat_fraction = 0.3
+secure_channel = false
+prekey_fetch = false
+mailbox_poll_interval = 10
 
 [link]
 latency = { kind = "lognormal", mean = 60, stddev = 30 }
@@ -64,6 +67,24 @@ rate = 10
 time = 1
 sender = 0
 recipient = 1
+
+[workload.groups]
+count = 2
+min_size = 3
+max_size = 4
+rate = 0.5
+removal_fraction = 1
+[[workload.groups.groups]]
+members = [9, "2-4", 1]
+rate = 1
+[[workload.groups.sends]]
+time = 5
+group = 0
+sender = 3
+[[workload.groups.removals]]
+time = 20
+group = 0
+member = 1
 """
 
 
@@ -87,6 +108,15 @@ def test_a_full_toml_scenario(tmp_path: Path) -> None:
     assert config.workload.graph == "ring"
     assert config.workload.bursts[0].rate == 10
     assert config.workload.sends[0].recipient == 1
+    assert not config.secure_channel
+    assert not config.prekey_fetch
+    assert config.mailbox_poll_interval == 10.0
+    groups = config.workload.groups
+    assert groups.total == 3
+    assert groups.groups[0].members == (9, 2, 3, 4, 1)  # the owner stays first
+    assert groups.sends[0].sender == 3
+    assert groups.removals[0].member == 1
+    assert groups.removal_fraction == 1.0
 
 
 def test_an_empty_toml_is_the_default(tmp_path: Path) -> None:
@@ -109,6 +139,9 @@ def test_an_empty_toml_is_the_default(tmp_path: Path) -> None:
         {"offline": [{"peer": 0, "start": 0, "end": 1, "why": "x"}]},
         {"workload": {"rate": 1, "unknown": 2}},
         {"workload": {"sends": [{"time": 0, "sender": 0}]}},
+        {"workload": {"groups": {"size": 3}}},
+        {"workload": {"groups": {"groups": [{"members": 3}]}}},
+        {"workload": {"groups": {"groups": [{"members": [0, 1], "colour": 1}]}}},
         {"peers": "many"},
     ],
 )

@@ -4,8 +4,10 @@
 Ratchet, envelopes and their binding, content encoding, wire framing and the
 client's delivery engine) in a deterministic discrete-event loop with a
 virtual clock: per-link latency distributions, bandwidth, loss, partitions
-that open and heal, churn, and a store-and-forward server. The same seed
-gives the same trace, byte for byte.
+that open and heal, churn, a store-and-forward server and a relay, the
+secure channel's handshakes, and group traffic through the real
+``omega.groups`` engine (Sender Keys, removals). The same seed gives the
+same trace, byte for byte.
 
 Example::
 
@@ -21,9 +23,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from omega.sim._engine import EPOCH_MS, Simulation
+from omega.sim._links import handshake_sizes
 from omega.sim._network import RELAY, STORE, Network
 from omega.sim._peer import Received, SimPeer
-from omega.sim._results import CSV_COLUMNS, MessageRecord, SimResult, Summary, percentile
+from omega.sim._results import (
+    CONNECTION_COLUMNS,
+    CSV_COLUMNS,
+    ConnectionRecord,
+    MessageRecord,
+    SimResult,
+    Summary,
+    percentile,
+)
 from omega.sim._workload import Workload, build_graph
 from omega.sim.config import (
     DISTRIBUTION_KINDS,
@@ -31,6 +42,10 @@ from omega.sim.config import (
     Burst,
     ChurnConfig,
     Distribution,
+    GroupRemoval,
+    GroupSend,
+    GroupSpec,
+    GroupWorkload,
     LinkConfig,
     OfflineWindow,
     Partition,
@@ -40,6 +55,7 @@ from omega.sim.config import (
 )
 
 __all__ = [
+    "CONNECTION_COLUMNS",
     "CSV_COLUMNS",
     "DISTRIBUTION_KINDS",
     "EPOCH_MS",
@@ -48,7 +64,12 @@ __all__ = [
     "STORE",
     "Burst",
     "ChurnConfig",
+    "ConnectionRecord",
     "Distribution",
+    "GroupRemoval",
+    "GroupSend",
+    "GroupSpec",
+    "GroupWorkload",
     "LinkConfig",
     "MessageRecord",
     "Network",
@@ -64,6 +85,7 @@ __all__ = [
     "Workload",
     "WorkloadConfig",
     "build_graph",
+    "handshake_sizes",
     "percentile",
     "simulate",
 ]

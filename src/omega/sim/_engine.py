@@ -1,4 +1,4 @@
-"""The discrete-event simulator: a virtual clock, a heap of events, peers and a store.
+"""The discrete-event simulator: the delivery loop of every peer, churn, partitions.
 
 Events are tuples ``(time µs, sequence, kind, a, b, payload)`` in a heap;
 the sequence number breaks ties in the order events were scheduled, so a
@@ -6,144 +6,115 @@ run is a pure function of its configuration and seed. Each peer's outbox
 entries go through the real :class:`~omega.session.delivery.DeliveryEngine`
 (paths, retries, backoff, ack timeouts); each envelope is built, sent,
 decrypted and acknowledged by the real crypto and wire code
-(:class:`~omega.sim._peer.SimPeer`). The store is modelled in process with
-the store service's semantics: deposits idempotent by (recipient, message
-id), fetch, delete after fetch, a push notification to an online recipient.
+(:class:`~omega.sim._peer.SimPeer`). Links and their handshakes live in
+:mod:`omega.sim._links`, the store in :mod:`omega.sim._store`, groups in
+:mod:`omega.sim._grouptraffic`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import heapq
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from omega.errors import LocalProtocolError, OmegaError
-from omega.protocol.framing import encode_frame
-from omega.session.delivery import DeliveryConfig, DeliveryEngine, Outcome, Path
-from omega.sim._network import RELAY, STORE, Network
+from omega.errors import LocalProtocolError, OmegaError, UnknownSenderKeyError
+from omega.protocol import encode_message
+from omega.session.delivery import Outcome, Path
+from omega.sim._core import (
+    ACK_ARRIVE,
+    ATTEMPT,
+    ATTEMPT_FAILED,
+    AVAILABILITY,
+    BUNDLE_REPLY,
+    BUNDLE_REQUEST,
+    CHURN,
+    CONTROL_FRAME,
+    DELETE_ARRIVE,
+    DEPOSIT_ARRIVE,
+    DEPOSIT_REPLY,
+    DIRECT_ARRIVE,
+    EPOCH_MS,
+    FETCH,
+    FETCH_ARRIVE,
+    FETCH_REPLY,
+    GROUP_OPERATION,
+    GROUP_REMOVE,
+    GROUP_SEND,
+    HANDSHAKE,
+    HANDSHAKE_FAILED,
+    HEAL,
+    RELAY_FORWARD,
+    SEND,
+    UNDELIVERED,
+    US,
+    WORKLOAD,
+    Key,
+    Outgoing,
+    framed,
+)
+from omega.sim._grouptraffic import GroupMixin
+from omega.sim._network import RELAY, STORE
 from omega.sim._peer import SimPeer
 from omega.sim._results import MessageRecord, SimResult
 from omega.sim._workload import Workload
 from omega.sim.config import SimConfig
-from omega.storage.message_base import DeliveryState, OutboxEntry
-from omega.testing.random import SeededRandom
+from omega.storage.message_base import OutboxEntry
 
 __all__ = ["EPOCH_MS", "Simulation"]
 
-EPOCH_MS = 1_767_225_600_000
-"""Unix milliseconds of virtual time 0 (2026-01-01T00:00:00Z)."""
 
-_US = 1_000_000
-_CONTROL_FRAME = 48
-"""Bytes of a fetch request, delete request, deposit reply or notification."""
-
-(
-    _SEND,
-    _ATTEMPT,
-    _ATTEMPT_FAILED,
-    _DIRECT_ARRIVE,
-    _ACK_ARRIVE,
-    _DEPOSIT_ARRIVE,
-    _DEPOSIT_REPLY,
-    _FETCH,
-    _FETCH_ARRIVE,
-    _FETCH_REPLY,
-    _DELETE_ARRIVE,
-    _AVAILABILITY,
-    _CHURN,
-    _HEAL,
-    _WORKLOAD,
-    _RELAY_FORWARD,
-) = range(16)
-
-_UNDELIVERED = (DeliveryState.PENDING, DeliveryState.SENT)
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    entry: OutboxEntry
-    record: MessageRecord
-    recipient: int
-    token: int = 0
-
-
-class Simulation:
+class Simulation(GroupMixin):
     """One run of a :class:`~omega.sim.config.SimConfig`. Call :meth:`run` once."""
 
     def __init__(self, config: SimConfig) -> None:
-        self.config = config
+        super().__init__(config)
         seed = config.seed
-        # Simulation randomness, not key material: seeded pseudo-random generators.
-        self._network_rng = random.Random(f"omega-sim/{seed}/network")  # noqa: S311
-        self._network = Network(config, self._network_rng)
-        self._engine = DeliveryEngine(
-            DeliveryConfig(direct_attempts=config.direct_attempts, ack_timeout=config.ack_timeout),
-            rng=SeededRandom(f"omega-sim/{seed}/delivery".encode()),
-        )
         self._workload = Workload(
             config,
             random.Random(f"omega-sim/{seed}/workload"),  # noqa: S311
         )
-        self._heap: list[tuple[int, int, int, int, int, object]] = []
-        self._sequence = 0
-        self._now = 0
-        self._end = int((config.duration + config.drain) * _US)
-        self._peers: dict[int, SimPeer] = {}
-        self._outbox: dict[int, dict[str, _Outgoing]] = {}
-        self._records: dict[str, MessageRecord] = {}
-        self._mailbox: dict[int, dict[str, tuple[bytes, str, int]]] = {}
-        self._fetching: dict[int, bool] = {}  # peer -> fetch again when done
         self._churn_up = bytearray([1]) * config.peers
         self._offline_windows = [0] * config.peers
-        self._result = SimResult()
         self._churn_rng = random.Random(f"omega-sim/{seed}/churn")  # noqa: S311
         nat_rng = random.Random(f"omega-sim/{seed}/nat")  # noqa: S311
         self._natted = frozenset(
             peer for peer in range(config.peers) if nat_rng.random() < config.nat_fraction
         )
+        self._bundle_size = 0
+        self._init_links()
+        self._init_store()
         self._handlers: dict[int, Callable[[int, int, Any], None]] = {
-            _SEND: self._on_send,
-            _ATTEMPT: self._on_attempt,
-            _ATTEMPT_FAILED: self._on_attempt_failed,
-            _DIRECT_ARRIVE: self._on_direct_arrive,
-            _ACK_ARRIVE: self._on_ack_arrive,
-            _DEPOSIT_ARRIVE: self._on_deposit_arrive,
-            _DEPOSIT_REPLY: self._on_deposit_reply,
-            _FETCH: self._on_fetch,
-            _FETCH_ARRIVE: self._on_fetch_arrive,
-            _FETCH_REPLY: self._on_fetch_reply,
-            _DELETE_ARRIVE: self._on_delete_arrive,
-            _AVAILABILITY: self._on_availability,
-            _CHURN: self._on_churn,
-            _HEAL: self._on_heal,
-            _WORKLOAD: self._on_workload,
-            _RELAY_FORWARD: self._on_relay_forward,
+            SEND: self._on_send,
+            ATTEMPT: self._on_attempt,
+            ATTEMPT_FAILED: self._on_attempt_failed,
+            DIRECT_ARRIVE: self._on_direct_arrive,
+            ACK_ARRIVE: self._on_ack_arrive,
+            DEPOSIT_ARRIVE: self._on_deposit_arrive,
+            DEPOSIT_REPLY: self._on_deposit_reply,
+            FETCH: self._on_fetch,
+            FETCH_ARRIVE: self._on_fetch_arrive,
+            FETCH_REPLY: self._on_fetch_reply,
+            DELETE_ARRIVE: self._on_delete_arrive,
+            AVAILABILITY: self._on_availability,
+            CHURN: self._on_churn,
+            HEAL: self._on_heal,
+            WORKLOAD: self._on_workload,
+            RELAY_FORWARD: self._on_relay_forward,
+            HANDSHAKE: self._on_handshake,
+            HANDSHAKE_FAILED: self._on_handshake_failed,
+            BUNDLE_REQUEST: self._on_bundle_request,
+            BUNDLE_REPLY: self._on_bundle_reply,
+            GROUP_SEND: self._on_group_send,
+            GROUP_REMOVE: self._on_group_remove,
+            GROUP_OPERATION: self._on_group_operation,
         }
         self._schedule_initial()
-
-    # -- clock and heap -----------------------------------------------------
-    @property
-    def now(self) -> float:
-        """Virtual seconds since the start."""
-        return self._now / _US
-
-    def _now_ms(self) -> int:
-        return EPOCH_MS + self._now // 1000
-
-    def _push(self, time: int, kind: int, a: int = 0, b: int = 0, payload: object = None) -> None:
-        if time > self._end:
-            return
-        self._sequence += 1
-        heapq.heappush(self._heap, (time, self._sequence, kind, a, b, payload))
 
     def _schedule_initial(self) -> None:
         config = self.config
         for window in config.offline:
-            self._push(int(window.start * _US), _AVAILABILITY, window.peer, 1)
-            self._push(int(window.end * _US), _AVAILABILITY, window.peer, -1)
+            self._push(int(window.start * US), AVAILABILITY, window.peer, 1)
+            self._push(int(window.end * US), AVAILABILITY, window.peer, -1)
         churn = config.churn
         if churn.fraction > 0:
             rng = self._churn_rng
@@ -155,15 +126,16 @@ class Simulation:
                 self._churn_up[peer] = up
                 self._network.online[peer] = up
                 mean = churn.mean_online if up else churn.mean_offline
-                self._push(int(rng.expovariate(1.0 / mean) * _US), _CHURN, peer)
+                self._push(int(rng.expovariate(1.0 / mean) * US), CHURN, peer)
         for index, partition in enumerate(config.partitions):
-            self._push(int(partition.end * _US), _HEAL, index)
+            self._push(int(partition.end * US), HEAL, index)
         for send in config.workload.sends:
-            self._push(int(send.time * _US), _SEND, send.sender, send.recipient, send.size)
+            self._push(int(send.time * US), SEND, send.sender, send.recipient, send.size)
         for stream in range(self._workload.streams):
             first = self._workload.first_arrival(stream)
             if first is not None:
-                self._push(first, _WORKLOAD, stream)
+                self._push(first, WORKLOAD, stream)
+        self._init_groups()
 
     def run(self, progress: Callable[[float], None] | None = None) -> SimResult:
         """Run to the end (``duration + drain``) or until nothing is left to happen.
@@ -171,10 +143,12 @@ class Simulation:
         ``progress``, if given, is called with the fraction of virtual time
         done, every few thousand events and once at the end.
         """
+        from heapq import heappop
+
         heap, handlers, end = self._heap, self._handlers, self._end
         events = 0
         while heap:
-            time, _, kind, a, b, payload = heapq.heappop(heap)
+            time, _, kind, a, b, payload = heappop(heap)
             self._now = time
             handlers[kind](a, b, payload)
             events += 1
@@ -184,69 +158,13 @@ class Simulation:
             progress(1.0)
         result = self._result
         result.events = events
-        result.virtual_seconds = self._now / _US
+        result.virtual_seconds = self._now / US
         result.peers_materialised = len(self._peers)
         result.records = list(self._records.values())
         for outbox in self._outbox.values():
             for out in outbox.values():
                 out.record.state = out.entry.state.value
         return result
-
-    # -- peers --------------------------------------------------------------
-    def _peer(self, index: int) -> SimPeer:
-        peer = self._peers.get(index)
-        if peer is None:
-            peer = SimPeer(index, seed=self.config.seed, now=EPOCH_MS)
-            self._peers[index] = peer
-        return peer
-
-    def _account(self, message_id: str, size: int) -> None:
-        record = self._records.get(message_id)
-        if record is not None:
-            record.frames += 1
-            record.wire_bytes += size
-
-    def _transmit(self, a: int, b: int, data: bytes, account: str) -> int | None:
-        if not self._network.reachable(a, b, self._now):
-            return None
-        size = len(encode_frame(data))
-        self._account(account, size)
-        return self._network.transmit(a, b, size, self._now)
-
-    def _arrived(self, a: int, b: int) -> bool:
-        return self._network.reachable(a, b, self._now)
-
-    def _channel_open(self, src: int, dst: int, relayed: bool) -> bool:
-        if relayed:
-            return self.config.relay and self._arrived(src, RELAY) and self._arrived(RELAY, dst)
-        return self._arrived(src, dst)
-
-    def _channel_send(  # noqa: PLR0917 - a hot internal helper
-        self, src: int, dst: int, frame: bytes, account: str, relayed: bool, kind: int, body: Any
-    ) -> bool:
-        """Send ``frame`` on the secure channel ``src`` -> ``dst``, through the relay if
-        ``relayed``; the event ``kind`` with ``body`` fires on arrival. False: no channel."""
-        if not self._channel_open(src, dst, relayed):
-            return False
-        hop = RELAY if relayed else dst
-        arrival = self._transmit(src, hop, frame, account)
-        if arrival is not None:
-            if relayed:
-                self._push(arrival, _RELAY_FORWARD, src, dst, (frame, account, kind, body))
-            else:
-                self._push(arrival, kind, src, dst, body)
-        return True
-
-    def _on_relay_forward(self, src: int, dst: int, payload: Any) -> None:
-        frame, account, kind, body = payload
-        if not self._arrived(src, RELAY):
-            return
-        arrival = self._transmit(RELAY, dst, frame, account)
-        if arrival is not None:
-            self._push(arrival, kind, src, dst, body)
-
-    def _landed(self, src: int, dst: int, relayed: bool) -> bool:
-        return self._arrived(RELAY, dst) if relayed else self._arrived(src, dst)
 
     # -- sending ------------------------------------------------------------
     def _on_workload(self, stream: int, _b: int, _payload: Any) -> None:
@@ -256,16 +174,28 @@ class Simulation:
         sender, recipient, size, next_time = send
         self._on_send(sender, recipient, size)
         if next_time is not None:
-            self._push(next_time, _WORKLOAD, stream)
+            self._push(next_time, WORKLOAD, stream)
 
-    def _on_send(self, sender: int, recipient: int, size: object) -> None:
-        assert isinstance(size, int)
+    def _on_send(self, sender: int, recipient: int, size: Any) -> None:
         peer, target = self._peer(sender), self._peer(recipient)
-        now_ms = self._now_ms()
         message_id = peer.new_message_id()
         content = SimPeer.text_content(
-            size, message_id=message_id, timestamp=now_ms, conversation_id=target.user_id
+            size, message_id=message_id, timestamp=self._now_ms(), conversation_id=target.user_id
         )
+        self._enqueue(sender, recipient, message_id, content, "message")
+
+    def _enqueue(  # noqa: PLR0917
+        self,
+        sender: int,
+        recipient: int,
+        message_id: str,
+        content: bytes,
+        kind: str,
+        group_id: str = "",
+        frame: bytes | None = None,
+    ) -> None:
+        target = self._peer(recipient)
+        now_ms = self._now_ms()
         entry = OutboxEntry(
             message_id=message_id,
             recipient_id=target.user_id,
@@ -276,21 +206,29 @@ class Simulation:
             expires_at=self._engine.expires_at(now_ms),
         )
         record = MessageRecord(
-            message_id=message_id, sender=sender, recipient=recipient, sent_at=self.now
+            message_id=message_id,
+            sender=sender,
+            recipient=recipient,
+            sent_at=self.now,
+            kind=kind,
+            group_id=group_id,
         )
-        self._records[message_id] = record
-        self._outbox.setdefault(sender, {})[message_id] = _Outgoing(entry, record, recipient)
-        self._push(self._now, _ATTEMPT, sender, 0, (message_id, 0))
+        key = (message_id, recipient)
+        self._records[key] = record
+        out = Outgoing(entry, record, recipient, frame=frame)
+        self._outbox.setdefault(sender, {})[key] = out
+        self._push(self._now, ATTEMPT, sender, 0, (key, 0))
 
-    def _reschedule(self, sender: int, out: _Outgoing, at_ms: int) -> None:
+    def _reschedule(self, sender: int, out: Outgoing, at_ms: int) -> None:
         out.token += 1
         at = max(self._now, (at_ms - EPOCH_MS) * 1000)
-        self._push(at, _ATTEMPT, sender, 0, (out.entry.message_id, out.token))
+        self._push(at, ATTEMPT, sender, 0, ((out.entry.message_id, out.recipient), out.token))
 
-    def _current(self, sender: int, payload: Any) -> _Outgoing | None:
-        message_id, token = payload
-        out = self._outbox.get(sender, {}).get(message_id)
-        if out is None or out.token != token or out.entry.state not in _UNDELIVERED:
+    def _current(self, sender: int, payload: Any) -> Outgoing | None:
+        key, token = payload
+        outbox = self._outbox.get(sender)
+        out = outbox.get(key) if outbox is not None else None
+        if out is None or out.token != token or out.entry.state not in UNDELIVERED:
             return None
         return out
 
@@ -307,48 +245,114 @@ class Simulation:
         path = self._engine.choose_path(
             out.entry, direct_possible=True, store_possible=self.config.store
         )
-        if out.entry.ciphertext is None:
-            frame = self._peer(sender).seal(
+        key = payload[0]
+        if out.frame is None:
+            peer, target = self._peer(sender), self._peer(out.recipient)
+            if not out.bundle and self.config.prekey_fetch and not peer.has_session(target):
+                self._fetch_bundle(sender, out, key, path)
+                return
+            out.frame = peer.seal(
                 message_id=out.entry.message_id,
-                recipient=self._peer(out.recipient),
+                recipient=target,
                 content=out.entry.content,
                 timestamp=out.entry.created_at,
             )
-            out.entry = dataclasses.replace(out.entry, ciphertext=frame)
-        frame = out.entry.ciphertext or b""
+        frame = out.frame
         out.record.attempts += 1
         out.token += 1
-        token = (out.entry.message_id, out.token)
-        timeout = self._now + int(self.config.connect_timeout * _US)
+        token = (key, out.token)
+        timeout = self._now + self._connect_timeout
         if path is Path.DIRECT:
             relayed = out.recipient in self._natted
-            body = (frame, token[0], relayed)
-            message_id = out.entry.message_id
+            body = (frame, key, relayed)
             if not self._channel_send(
-                sender, out.recipient, frame, message_id, relayed, _DIRECT_ARRIVE, body
+                sender, out.recipient, len(frame), key, relayed, DIRECT_ARRIVE, body, attempt=key
             ):
-                self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*token, Outcome.DIRECT_FAILED))
+                self._push(timeout, ATTEMPT_FAILED, sender, 0, (*token, Outcome.DIRECT_FAILED))
                 return
             out.entry = self._engine.apply(out.entry, Outcome.DIRECT_SENT, now=now_ms)
             self._reschedule(sender, out, out.entry.next_attempt_at)
-        else:  # Path.STORE (WAIT needs direct_possible=False, which the sim never passes)
-            arrival = self._transmit(sender, STORE, frame, out.entry.message_id)
-            if arrival is None:
-                self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*token, Outcome.DEPOSIT_FAILED))
-                return
-            deposit = (frame, out.entry.message_id, token, out.recipient)
-            self._push(arrival, _DEPOSIT_ARRIVE, sender, out.recipient, deposit)
+        elif not self._deposit(
+            sender, out.recipient, frame, key, out.entry.message_id, token, needs_receipt=True
+        ):  # Path.STORE (WAIT needs direct_possible=False, which the sim never passes)
+            self._push(timeout, ATTEMPT_FAILED, sender, 0, (*token, Outcome.DEPOSIT_FAILED))
 
     def _on_attempt_failed(self, sender: int, _b: int, payload: Any) -> None:
-        message_id, token, outcome = payload
-        out = self._current(sender, (message_id, token))
+        key, token, outcome = payload
+        out = self._current(sender, (key, token))
         if out is None:
             return
         out.entry = self._engine.apply(out.entry, outcome, now=self._now_ms())
         self._reschedule(sender, out, out.entry.next_attempt_at)
 
-    def _acknowledge(self, sender: int, message_id: str) -> None:
-        out = self._outbox.get(sender, {}).get(message_id)
+    def _on_deposit_reply(self, sender: int, _b: int, payload: Any) -> None:
+        out = self._current(sender, payload)
+        if out is None:
+            return
+        if not self._arrived(STORE, sender):  # the reply was cut off: the sender times out
+            timeout = self._now + self._connect_timeout
+            self._push(timeout, ATTEMPT_FAILED, sender, 0, (*payload, Outcome.DEPOSIT_FAILED))
+            return
+        out.entry = self._engine.apply(out.entry, Outcome.DEPOSITED, now=self._now_ms())
+
+    # -- first contact: the prekey bundle -------------------------------------------
+    def _fetch_bundle(self, sender: int, out: Outgoing, key: Key, path: Path) -> None:
+        """Claim the recipient's bundle from the store (the key directory), else ask the peer."""
+        out.token += 1
+        token = (key, out.token)
+        if not self._bundle_size:
+            self._bundle_size = framed(len(encode_message(self._peer(out.recipient).bundle())))
+        if self.config.store and self._arrived(sender, STORE):
+            arrival = self._transmit(sender, STORE, CONTROL_FRAME, key)
+            if arrival is not None:
+                self._push(arrival, BUNDLE_REQUEST, sender, STORE, token)
+                return  # a loss on the way schedules the failure (_bundle_lost)
+        elif path is Path.DIRECT or not self.config.store:
+            relayed = out.recipient in self._natted
+            self._channel_send(
+                sender, out.recipient, CONTROL_FRAME, key, relayed, BUNDLE_REQUEST, token
+            )
+        self._bundle_lost(sender, token)
+
+    def _bundle_lost(self, sender: int, token: tuple[Key, int]) -> None:
+        """No bundle by ``connect_timeout``: the attempt failed (Outcome.NOT_READY, backoff)."""
+        failed = (*token, Outcome.NOT_READY)
+        self._push(self._now + self._connect_timeout, ATTEMPT_FAILED, sender, 0, failed)
+
+    def _on_bundle_request(self, sender: int, server: int, payload: Any) -> None:
+        key = payload[0]
+        if server == STORE:
+            arrival = None
+            if self._arrived(sender, STORE):
+                arrival = self._transmit(STORE, sender, self._bundle_size, key)
+            if arrival is None:
+                self._bundle_lost(sender, payload)
+            else:
+                self._push(arrival, BUNDLE_REPLY, STORE, sender, payload)
+            return
+        relayed = server in self._natted  # the channel the sender dialled
+        if self._landed(sender, server, relayed):  # the peer answers with its bundle
+            size = self._bundle_size
+            self._channel_send(server, sender, size, key, relayed, BUNDLE_REPLY, payload)
+
+    def _on_bundle_reply(self, src: int, sender: int, payload: Any) -> None:
+        if src == STORE:
+            if not self._arrived(STORE, sender):
+                self._bundle_lost(sender, payload)
+                return
+        elif not self._arrived(RELAY if src in self._natted else src, sender):
+            return
+        out = self._current(sender, payload)
+        if out is None:
+            return
+        out.bundle = True
+        out.token += 1
+        self._push(self._now, ATTEMPT, sender, 0, (payload[0], out.token))
+
+    # -- acknowledgements ----------------------------------------------------------
+    def _acknowledge(self, sender: int, key: Key) -> None:
+        outbox = self._outbox.get(sender)
+        out = outbox.get(key) if outbox is not None else None
         if out is None:
             return
         try:
@@ -358,7 +362,19 @@ class Simulation:
         out.record.state = out.entry.state.value
         if out.record.acknowledged_at is None:
             out.record.acknowledged_at = self.now
-        del self._outbox[sender][message_id]
+        del self._outbox[sender][key]
+
+    def _peer_connected(self, peer: int, other: int, in_flight: set[Key]) -> None:
+        """The Client's ``peer_connected``: ``peer``'s undelivered entries to ``other`` due now."""
+        outbox = self._outbox.get(peer)
+        if not outbox:
+            return
+        now_ms = self._now_ms()
+        for key, out in list(outbox.items()):
+            if out.recipient != other or key in in_flight or out.entry.state not in UNDELIVERED:
+                continue
+            out.entry = self._engine.peer_connected(out.entry, now=now_ms)
+            self._reschedule(peer, out, out.entry.next_attempt_at)
 
     # -- receiving ----------------------------------------------------------
     def _deliver(self, receiver: int, sender: int, data: bytes, *, path: str) -> str | None:
@@ -370,21 +386,27 @@ class Simulation:
                 now=self._now_ms(),
                 from_device=None if path == "store" else self._peers[sender].device_key,
             )
-        except OmegaError:  # pragma: no cover - the sim only sends valid envelopes
-            return None
+        except UnknownSenderKeyError as error:
+            return self._group_message_early(receiver, sender, data, path, error)
+        except OmegaError as error:
+            return self._refused(receiver, sender, data, error)
         content = received.content
         if content is not None and content.receipt is not None:
             for acknowledged in content.receipt.message_ids:
-                self._acknowledge(receiver, acknowledged)
+                self._acknowledge(receiver, (acknowledged, sender))
         elif content is not None:
-            record = self._records[received.message_id]
-            if record.delivered_at is None:
+            record = self._records.get((received.message_id, receiver))
+            if record is not None and record.delivered_at is None:
                 record.delivered_at = self.now
                 record.path = path
+                if content.sender_key_distribution is not None:
+                    self._distribution_arrived(receiver, sender, content, path)
+                elif record.group_id:
+                    self._group_read(receiver, record.group_id, record.sent_at)
         return received.message_id
 
     def _on_direct_arrive(self, sender: int, receiver: int, payload: Any) -> None:
-        frame, account, relayed = payload
+        frame, key, relayed = payload
         if not self._landed(sender, receiver, relayed):
             return
         path = "relay" if relayed else "direct"
@@ -393,117 +415,27 @@ class Simulation:
             return
         ack = SimPeer.ack(message_id, now=self._now_ms())
         # the Ack goes back on the same channel (relayed when the receiver is behind NAT)
-        self._channel_send(receiver, sender, ack, account, relayed, _ACK_ARRIVE, (ack, relayed))
+        body = (ack, relayed)
+        self._channel_send(receiver, sender, len(ack), key, relayed, ACK_ARRIVE, body)
 
     def _on_ack_arrive(self, receiver: int, sender: int, payload: Any) -> None:
         ack, relayed = payload
         if self._landed(receiver, sender, relayed):
-            self._acknowledge(sender, SimPeer.read_ack(ack))
+            self._acknowledge(sender, (SimPeer.read_ack(ack), receiver))
 
-    # -- the store ------------------------------------------------------------
-    def _on_deposit_arrive(self, sender: int, recipient: int, payload: Any) -> None:
-        frame, account, token, _ = payload
-        if not self._arrived(sender, STORE):
-            return
-        stored_id = token[0] if token is not None else f"{account}/receipt"
-        self._mailbox.setdefault(recipient, {}).setdefault(stored_id, (frame, account, sender))
-        if token is not None:
-            reply = self._network.transmit(STORE, sender, _CONTROL_FRAME, self._now)
-            timeout = self._now + int(self.config.connect_timeout * _US)
-            if reply is None:
-                self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*token, Outcome.DEPOSIT_FAILED))
-            else:
-                self._push(reply, _DEPOSIT_REPLY, sender, 0, token)
-        if self._network.reachable(STORE, recipient, self._now):
-            notified = self._network.transmit(STORE, recipient, _CONTROL_FRAME, self._now)
-            if notified is not None:
-                self._push(notified, _FETCH, recipient)
-
-    def _on_deposit_reply(self, sender: int, _b: int, payload: Any) -> None:
-        out = self._current(sender, payload)
-        if out is None:
-            return
-        if not self._arrived(STORE, sender):  # the reply was cut off: the sender times out
-            timeout = self._now + int(self.config.connect_timeout * _US)
-            self._push(timeout, _ATTEMPT_FAILED, sender, 0, (*payload, Outcome.DEPOSIT_FAILED))
-            return
-        out.entry = self._engine.apply(out.entry, Outcome.DEPOSITED, now=self._now_ms())
-
-    def _on_fetch(self, peer: int, _b: int, _payload: Any) -> None:
-        if peer in self._fetching:
-            self._fetching[peer] = True
-            return
-        if not self._mailbox.get(peer) or not self._arrived(peer, STORE):
-            return
-        arrival = self._network.transmit(peer, STORE, _CONTROL_FRAME, self._now)
-        if arrival is not None:
-            self._fetching[peer] = False
-            self._push(arrival, _FETCH_ARRIVE, peer)
-
-    def _fetch_done(self, peer: int) -> None:
-        if self._fetching.pop(peer, False):
-            self._on_fetch(peer, 0, None)
-
-    def _on_fetch_arrive(self, peer: int, _b: int, _payload: Any) -> None:
-        if not self._arrived(STORE, peer):
-            self._fetch_done(peer)
-            return
-        items = list(self._mailbox.get(peer, {}).items())
-        arrival: int | None = self._now
-        for _, (frame, account, _) in items:
-            arrival = self._transmit(STORE, peer, frame, account)
-        if arrival is None:  # the last frame of the batch was lost: fetch again later
-            self._fetch_done(peer)
-            return
-        self._push(arrival, _FETCH_REPLY, peer, 0, items)
-
-    def _on_fetch_reply(self, peer: int, _b: int, payload: Any) -> None:
-        items: list[tuple[str, tuple[bytes, str, int]]] = payload
-        if not self._arrived(STORE, peer):
-            self._fetch_done(peer)
-            return
-        done: list[str] = []
-        for stored_id, (frame, account, sender) in items:
-            message_id = self._deliver(peer, sender, frame, path="store")
-            done.append(stored_id)
-            if message_id is not None and account == message_id:
-                self._send_receipt(peer, sender, message_id)
-        arrival = self._network.transmit(peer, STORE, _CONTROL_FRAME, self._now)
-        if arrival is not None:
-            self._push(arrival, _DELETE_ARRIVE, peer, 0, done)
-        self._fetch_done(peer)
-
-    def _send_receipt(self, peer: int, sender: int, message_id: str) -> None:
-        frame = self._peers[peer].receipt(
-            message_id=message_id, recipient=self._peers[sender], now=self._now_ms()
-        )
-        relayed = sender in self._natted
-        body = (frame, message_id, relayed)
-        if self._channel_send(peer, sender, frame, message_id, relayed, _DIRECT_ARRIVE, body):
-            return
-        arrival = self._transmit(peer, STORE, frame, message_id)
-        if arrival is not None:
-            self._push(arrival, _DEPOSIT_ARRIVE, peer, sender, (frame, message_id, None, sender))
-
-    def _on_delete_arrive(self, peer: int, _b: int, payload: Any) -> None:
-        stored_ids: list[str] = payload
-        mailbox = self._mailbox.get(peer, {})
-        for stored_id in stored_ids:
-            mailbox.pop(stored_id, None)
-        if not mailbox:
-            self._mailbox.pop(peer, None)
-
-    # -- churn and partitions ---------------------------------------------------
+    # -- churn ---------------------------------------------------------------------
     def _set_online(self, peer: int) -> None:
         online = bool(self._churn_up[peer]) and not self._offline_windows[peer]
         was_online = bool(self._network.online[peer])
         self._network.online[peer] = online
+        if not online and was_online:
+            self._drop_links(peer)
         if online and not was_online:
             self._on_fetch(peer, 0, None)
             now_ms = self._now_ms()
             for out in self._outbox.get(peer, {}).values():
                 entry = out.entry
-                if entry.state in _UNDELIVERED and entry.next_attempt_at < entry.expires_at:
+                if entry.state in UNDELIVERED and entry.next_attempt_at < entry.expires_at:
                     self._reschedule(peer, out, max(now_ms, entry.next_attempt_at))
 
     def _on_availability(self, peer: int, change: int, _payload: Any) -> None:
@@ -516,10 +448,4 @@ class Simulation:
         self._set_online(peer)
         churn = self.config.churn
         mean = churn.mean_online if up else churn.mean_offline
-        self._push(self._now + int(self._churn_rng.expovariate(1.0 / mean) * _US), _CHURN, peer)
-
-    def _on_heal(self, index: int, _b: int, _payload: Any) -> None:
-        partition = self.config.partitions[index]
-        for peer in sorted(self._mailbox):
-            if (peer in partition.peers) != partition.store:
-                self._on_fetch(peer, 0, None)
+        self._push(self._now + int(self._churn_rng.expovariate(1.0 / mean) * US), CHURN, peer)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from omega.sim.config import LinkConfig, SimConfig
+from omega.sim.config import SimConfig
 
 __all__ = ["RELAY", "STORE", "Network"]
 
@@ -31,6 +31,7 @@ class Network:
 
     __slots__ = (
         "_base",
+        "_classes",
         "_config",
         "_partitions",
         "_rng",
@@ -49,16 +50,28 @@ class Network:
         ]
         self.online = bytearray([1]) * config.peers
         """``online[peer]`` is 1 while the peer is online (the store and relay never go down)."""
-
-    def _link(self, a: int, b: int) -> LinkConfig:
-        if STORE in (a, b):
-            return self._config.store_link
-        return self._config.relay_link if RELAY in (a, b) else self._config.link
+        # per link class: (µs per byte on the uplink, loss, base latency, constant jitter or None)
+        self._classes = {
+            name: (
+                8 * _US_PER_S / link.bandwidth,
+                link.loss,
+                link.latency,
+                link.jitter.mean if link.jitter.kind == "constant" else None,
+                link.jitter,
+            )
+            for name, link in (
+                (0, config.link),
+                (STORE, config.store_link),
+                (RELAY, config.relay_link),
+            )
+        }
 
     def reachable(self, a: int, b: int, now: int) -> bool:
         """Whether ``a`` and ``b`` are both up and on the same side of every open partition."""
         if (a >= 0 and not self.online[a]) or (b >= 0 and not self.online[b]):
             return False
+        if not self._partitions:
+            return True
         for start, end, peers, store, relay in self._partitions:
             if start <= now < end and _inside(a, peers, store, relay) != _inside(
                 b, peers, store, relay
@@ -71,19 +84,20 @@ class Network:
 
         The frame occupies ``a``'s uplink even when it is lost.
         """
-        link = self._link(a, b)
-        start = max(now, self._uplink_free.get(a, 0))
-        done = start + int(size * 8 * _US_PER_S / link.bandwidth)
+        per_byte, loss, latency, constant_jitter, jitter = self._classes[
+            a if a < 0 else b if b < 0 else 0
+        ]
+        free = self._uplink_free.get(a, 0)
+        done = (now if now > free else free) + int(size * per_byte)
         self._uplink_free[a] = done
-        if link.loss and self._rng.random() < link.loss:
+        if loss and self._rng.random() < loss:
             return None
         key = (a, b) if a < b else (b, a)
         base = self._base.get(key)
         if base is None:
-            base = link.latency.sample(self._rng)
+            base = latency.sample(self._rng)
             self._base[key] = base
-        jitter = link.jitter
-        extra = jitter.mean if jitter.kind == "constant" else jitter.sample(self._rng)
+        extra = constant_jitter if constant_jitter is not None else jitter.sample(self._rng)
         return done + int((base + extra) * _US_PER_MS)
 
 

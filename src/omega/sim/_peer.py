@@ -11,6 +11,7 @@ encoding (``omega.protocol``). What it returns is the real ``Frame`` bytes.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from omega.crypto import Identity, RatchetSession
 from omega.crypto.prekeys import PrekeyConfig, PrekeyStore
 from omega.crypto.x3dh import MessageKind, accept_session, encrypt_message, initiate_session
-from omega.errors import DuplicateMessageError, RemoteProtocolError
+from omega.errors import DuplicateMessageError, RemoteProtocolError, UnknownSenderKeyError
+from omega.groups import GroupSession
 from omega.protocol import (
     Ack,
     AckStatus,
@@ -28,6 +30,7 @@ from omega.protocol import (
     PrekeyBundle,
     ReceiptContent,
     ReceiptType,
+    SenderKeyDistribution,
     TextContent,
     decode_message,
     encode_message,
@@ -42,6 +45,11 @@ __all__ = ["Received", "SimPeer"]
 # A simulated device hands out bundles without one-time prekeys (the key
 # directory is not simulated), so a pool of one is enough.
 _PREKEY_CONFIG = PrekeyConfig(one_time_prekey_target=1, one_time_prekey_low_water=0)
+
+
+@functools.lru_cache(maxsize=64)
+def _text(size: int) -> str:
+    return "x" * size
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +67,7 @@ class Received:
 class SimPeer:
     """The cryptographic state of one simulated device (one user, one device)."""
 
-    __slots__ = ("_identity", "_prekeys", "_seen", "_sessions", "index", "rng")
+    __slots__ = ("_identity", "_prekeys", "_seen", "_sessions", "groups", "index", "rng")
 
     def __init__(self, index: int, *, seed: int, now: int) -> None:
         self.index = index
@@ -70,6 +78,17 @@ class SimPeer:
         )
         self._sessions: dict[bytes, list[RatchetSession]] = {}
         self._seen: set[tuple[bytes, str]] = set()
+        self.groups: dict[str, GroupSession] = {}
+        """This device's :class:`~omega.groups.GroupSession` per group id."""
+
+    @property
+    def identity(self) -> Identity:
+        """The peer's identity (one device)."""
+        return self._identity
+
+    def has_session(self, recipient: SimPeer) -> bool:
+        """Whether a ratchet session with ``recipient``'s device exists (no X3DH needed)."""
+        return bool(self._sessions.get(recipient.device_key))
 
     @property
     def user_id(self) -> str:
@@ -91,13 +110,61 @@ class SimPeer:
 
     @staticmethod
     def text_content(size: int, *, message_id: str, timestamp: int, conversation_id: str) -> bytes:
-        """The encoded, bound ``MessageContent`` of a text of ``size`` bytes."""
+        """The encoded, bound ``MessageContent`` of a text of ``size`` bytes.
+
+        Built with its binding fields at once: the same message
+        :func:`~omega.session.envelope.bind_content` makes, without its copy.
+        """
+        return encode_content(
+            MessageContent(
+                text=TextContent(text=_text(size)),
+                message_id=message_id,
+                timestamp=timestamp,
+                conversation_id=conversation_id,
+            )
+        )
+
+    @staticmethod
+    def distribution_content(
+        distribution: bytes, *, message_id: str, timestamp: int, conversation_id: str
+    ) -> bytes:
+        """The encoded, bound ``MessageContent`` carrying a sender key ``distribution``."""
         content = MessageContent()
-        content.text = TextContent(text="x" * size)
+        content.sender_key_distribution = decode_message(SenderKeyDistribution, distribution)
         bound = bind_content(
             content, message_id=message_id, timestamp=timestamp, conversation_id=conversation_id
         )
         return encode_content(bound)
+
+    def seal_group(
+        self,
+        *,
+        message_id: str,
+        group_id: str,
+        content: bytes,
+        timestamp: int,
+        recipients: list[SimPeer],
+    ) -> tuple[bytes, list[bytes]]:
+        """Encrypt bound ``content`` once with this device's sender key in ``group_id``.
+
+        Returns the ``SenderKeyMessage`` and one envelope ``Frame`` per
+        recipient device, all carrying it (docs/groups.md, "Messaging").
+        """
+        ciphertext = self.groups[group_id].encrypt(content)
+        frames = []
+        for recipient in recipients:
+            envelope = seal_envelope(
+                self._identity.device,
+                message_id=message_id,
+                sender_id=self.user_id,
+                recipient_id=group_id,
+                recipient_device_key=recipient.device_key,
+                timestamp=timestamp,
+                encryption=EncryptionKind.SENDER_KEY,
+                encrypted_content=ciphertext,
+            )
+            frames.append(encode_message(Frame(message=envelope)))
+        return ciphertext, frames
 
     def seal(
         self,
@@ -143,8 +210,8 @@ class SimPeer:
         )
         return encode_message(Frame(message=envelope))
 
-    def receipt(self, *, message_id: str, recipient: SimPeer, now: int) -> bytes:
-        """The sealed ``DELIVERED`` receipt frame for ``message_id`` to ``recipient``."""
+    def receipt(self, *, message_id: str, recipient: SimPeer, now: int) -> tuple[str, bytes]:
+        """The receipt's id and sealed ``DELIVERED`` receipt frame for ``message_id``."""
         content = MessageContent()
         content.receipt = ReceiptContent(
             type=ReceiptType.DELIVERED, message_ids=[message_id], timestamp=now
@@ -153,7 +220,7 @@ class SimPeer:
         bound = bind_content(
             content, message_id=receipt_id, timestamp=now, conversation_id=recipient.user_id
         )
-        return self.seal(
+        return receipt_id, self.seal(
             message_id=receipt_id, recipient=recipient, content=encode_content(bound), timestamp=now
         )
 
@@ -163,7 +230,9 @@ class SimPeer:
         ``from_device`` is the device at the other end of a direct channel
         (``None`` for envelopes fetched from the store). A message decrypted
         before comes back with ``content=None``. Raises
-        :class:`~omega.errors.OmegaError` for anything refused.
+        :class:`~omega.errors.OmegaError` for anything refused, among them
+        :class:`~omega.errors.UnknownSenderKeyError` for a group message whose
+        sender key has not arrived yet (the caller may keep it and retry).
         """
         frame = decode_message(Frame, data)
         envelope = frame.message
@@ -175,7 +244,16 @@ class SimPeer:
         key = (info.sender_device_key, info.message_id)
         sessions = self._sessions.get(info.sender_device_key, [])
         try:
-            if info.encryption is EncryptionKind.PREKEY:
+            if info.encryption is EncryptionKind.SENDER_KEY:
+                group = self.groups.get(info.recipient_id)
+                if group is None:
+                    raise UnknownSenderKeyError(
+                        "not a member of this group", details={"key_id": None}
+                    )
+                plaintext = group.decrypt(
+                    info.sender_id, info.sender_device_key, envelope.encrypted_content
+                )
+            elif info.encryption is EncryptionKind.PREKEY:
                 existing = session_for_prekey(sessions, envelope.encrypted_content)
                 accepted = accept_session(
                     self._identity.device,
@@ -194,7 +272,8 @@ class SimPeer:
             return Received(info.message_id, info.sender_device_key, None)
         content = decode_content(plaintext)
         check_binding(info, content)
-        self._sessions[info.sender_device_key] = sessions
+        if info.encryption is not EncryptionKind.SENDER_KEY:
+            self._sessions[info.sender_device_key] = sessions
         if key in self._seen:
             return Received(info.message_id, info.sender_device_key, None)
         self._seen.add(key)

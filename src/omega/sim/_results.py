@@ -10,7 +10,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CSV_COLUMNS", "MessageRecord", "SimResult", "Summary", "percentile"]
+__all__ = [
+    "CONNECTION_COLUMNS",
+    "CSV_COLUMNS",
+    "ConnectionRecord",
+    "MessageRecord",
+    "SimResult",
+    "Summary",
+    "percentile",
+]
 
 CSV_COLUMNS = (
     "message_id",
@@ -25,8 +33,42 @@ CSV_COLUMNS = (
     "state",
     "frames",
     "wire_bytes",
+    "kind",
+    "group_id",
 )
 """Columns of :meth:`SimResult.write_csv`, in order."""
+
+CONNECTION_COLUMNS = ("time", "initiator", "responder", "relayed", "handshake_ms")
+"""Columns of :meth:`SimResult.write_connections_csv`, in order."""
+
+USER_KINDS = ("message", "group")
+"""Record kinds that are user messages (``sender_key`` records are distributions)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionRecord:
+    """A secure channel established between two peers (the Client's ``peer_connected``)."""
+
+    time: float
+    """When the initiator received handshake message 2 (virtual seconds)."""
+    initiator: int
+    """The peer that dialled."""
+    responder: int
+    """The peer dialled."""
+    relayed: bool
+    """True when the channel runs through the relay."""
+    handshake_ms: float
+    """From the first handshake message to the link being usable, ms."""
+
+    def row(self) -> list[str]:
+        """The CSV row."""
+        return [
+            f"{self.time:.6f}",
+            str(self.initiator),
+            str(self.responder),
+            "1" if self.relayed else "0",
+            f"{self.handshake_ms:.3f}",
+        ]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -55,6 +97,11 @@ class MessageRecord:
     """Frames on the wire for this message: sends, acks, deposits, fetches, receipts."""
     wire_bytes: int = 0
     """Bytes of those frames, length prefixes included."""
+    kind: str = "message"
+    """``message`` (1:1), ``group`` (one member's copy of a group message) or
+    ``sender_key`` (a sender key distribution over a pairwise session)."""
+    group_id: str = ""
+    """The group of a ``group`` or ``sender_key`` record, else empty."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -79,6 +126,8 @@ class MessageRecord:
             self.state,
             str(self.frames),
             str(self.wire_bytes),
+            self.kind,
+            self.group_id,
         ]
 
 
@@ -95,9 +144,9 @@ class Summary:
     """Summary statistics of a run."""
 
     messages: int
-    """User messages sent."""
+    """User messages sent: 1:1 messages plus one per recipient of each group message."""
     delivered: int
-    """Messages the recipient decrypted."""
+    """Those the recipient decrypted."""
     delivery_ratio: float
     """``delivered / messages`` (1.0 when nothing was sent)."""
     direct: int
@@ -121,6 +170,22 @@ class Summary:
     """Events the simulator processed."""
     virtual_seconds: float
     """Virtual time the run covered."""
+    group_deliveries: int = 0
+    """Group message copies (one per recipient device), included in ``messages``."""
+    group_delivered: int = 0
+    """Those decrypted by their recipient."""
+    sender_key_distributions: int = 0
+    """Sender key distributions sent (not in ``messages``; their bytes are in ``wire_bytes``)."""
+    connections: int = 0
+    """Secure channels established."""
+    handshake_failures: int = 0
+    """Handshakes that failed (a message lost or cut off)."""
+    refused: int = 0
+    """Envelopes a receiver refused (a stale sender key, a sender no longer a member)."""
+    removed_checks: int = 0
+    """Group messages sent after a removal that a removed member saw (copy or eavesdropped)."""
+    removed_reads: int = 0
+    """Those it could decrypt (senders that had not yet learnt of the removal)."""
 
     def as_dict(self) -> dict[str, float | int]:
         """The figures as a plain dict (NaN for latencies when nothing was delivered)."""
@@ -136,7 +201,15 @@ class Summary:
             f"p99 {self.latency_p99_ms:.1f}, max {self.latency_max_ms:.1f}\n"
             f"wire: {self.frames} frames, {self.wire_bytes} bytes "
             f"({self.wire_bytes_per_message:.0f} per message); "
-            f"{self.events} events over {self.virtual_seconds:.0f} virtual seconds"
+            f"{self.events} events over {self.virtual_seconds:.0f} virtual seconds; "
+            f"{self.connections} connections"
+            + (
+                f"\ngroups: {self.group_delivered} of {self.group_deliveries} copies decrypted, "
+                f"{self.sender_key_distributions} distributions, removed members read "
+                f"{self.removed_reads} of {self.removed_checks}"
+                if self.group_deliveries or self.sender_key_distributions
+                else ""
+            )
         )
 
 
@@ -152,21 +225,41 @@ class SimResult:
     """Virtual time covered."""
     peers_materialised: int = 0
     """Peers whose keys were generated (the others never sent nor received)."""
+    connections: list[ConnectionRecord] = field(default_factory=list)
+    """Every secure channel established, in order."""
+    handshake_failures: int = 0
+    """Handshakes that failed."""
+    refused: int = 0
+    """Envelopes refused by their receiver."""
+    removed_checks: int = 0
+    """Group messages sent after a removal that a removed member saw."""
+    removed_reads: int = 0
+    """Those it could decrypt."""
+    groups: list[str] = field(default_factory=list)
+    """The id of each group, by group number."""
 
     def summary(self) -> Summary:
-        """Summary statistics of :attr:`records`."""
-        latencies = sorted(
-            latency for record in self.records if (latency := record.latency_ms) is not None
-        )
-        messages = len(self.records)
+        """Summary statistics of :attr:`records` (user messages; distributions apart)."""
+        user = [record for record in self.records if record.kind in USER_KINDS]
+        latencies = sorted(latency for record in user if (latency := record.latency_ms) is not None)
+        messages = len(user)
         wire = sum(record.wire_bytes for record in self.records)
+        groups = [record for record in user if record.kind == "group"]
         return Summary(
+            group_deliveries=len(groups),
+            group_delivered=sum(1 for record in groups if record.delivered_at is not None),
+            sender_key_distributions=len(self.records) - messages,
+            connections=len(self.connections),
+            handshake_failures=self.handshake_failures,
+            refused=self.refused,
+            removed_checks=self.removed_checks,
+            removed_reads=self.removed_reads,
             messages=messages,
             delivered=len(latencies),
             delivery_ratio=len(latencies) / messages if messages else 1.0,
-            direct=sum(1 for record in self.records if record.path == "direct"),
-            via_relay=sum(1 for record in self.records if record.path == "relay"),
-            via_store=sum(1 for record in self.records if record.path == "store"),
+            direct=sum(1 for record in user if record.path == "direct"),
+            via_relay=sum(1 for record in user if record.path == "relay"),
+            via_store=sum(1 for record in user if record.path == "store"),
             latency_p50_ms=percentile(latencies, 0.5),
             latency_p90_ms=percentile(latencies, 0.9),
             latency_p99_ms=percentile(latencies, 0.99),
@@ -189,6 +282,14 @@ class SimResult:
         """Write the records to ``path`` as CSV."""
         with open(path, "w", newline="", encoding="utf-8") as handle:
             _write_rows(handle, self.records)
+
+    def write_connections_csv(self, path: str | Path) -> None:
+        """Write :attr:`connections` to ``path`` as CSV (:data:`CONNECTION_COLUMNS`)."""
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(CONNECTION_COLUMNS)
+            for connection in self.connections:
+                writer.writerow(connection.row())
 
     def trace_digest(self) -> str:
         """SHA-256 (hex) of :meth:`csv_text`: equal digests mean identical traces."""

@@ -21,6 +21,10 @@ __all__ = [
     "Burst",
     "ChurnConfig",
     "Distribution",
+    "GroupRemoval",
+    "GroupSend",
+    "GroupSpec",
+    "GroupWorkload",
     "LinkConfig",
     "OfflineWindow",
     "Partition",
@@ -219,6 +223,120 @@ class ScheduledSend:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSpec:
+    """A group with exactly these ``members`` (peer numbers; the first creates and owns it)."""
+
+    members: tuple[int, ...]
+    """The members, owner first (at least 2, all different)."""
+    rate: float = 0.0
+    """Group messages per second in this group, each from a uniformly drawn current member."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(self.members))
+        for member in self.members:
+            _integer("group member", member, 0, 10**9)
+        if len(self.members) < 2 or len(set(self.members)) != len(self.members):
+            raise ConfigurationError("a group has at least 2 members, all different")
+        _number("group rate", self.rate, 0.0, 1e6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSend:
+    """One group message member ``sender`` sends to group number ``group`` at ``time``."""
+
+    time: float
+    group: int
+    sender: int
+    size: int = 64
+    """Length of the message text, bytes."""
+
+    def __post_init__(self) -> None:
+        _number("group send time", self.time, 0.0)
+        _integer("group", self.group, 0, 10**6)
+        _integer("sender", self.sender, 0, 10**9)
+        _integer("size", self.size, 1, 256 * 1024 - 1024)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRemoval:
+    """At ``time`` the owner of group number ``group`` removes the member ``member`` (a peer)."""
+
+    time: float
+    group: int
+    member: int
+
+    def __post_init__(self) -> None:
+        _number("removal time", self.time, 0.0)
+        _integer("group", self.group, 0, 10**6)
+        _integer("member", self.member, 0, 10**9)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupWorkload:
+    """Group traffic (docs/simulation.md, "Groups").
+
+    Groups are numbered: the exact ``groups`` first, then ``count`` random
+    ones of ``min_size`` to ``max_size`` members drawn uniformly among the
+    peers. All are created at time 0. Each group sends a Poisson stream of
+    its ``rate`` during the run's ``duration``; ``sends`` adds exact
+    messages. Membership churn: ``removals`` are exact, and in a
+    ``removal_fraction`` of the random groups the owner removes one random
+    member at a uniformly drawn time during ``duration``.
+    """
+
+    count: int = 0
+    """Random groups."""
+    min_size: int = 3
+    """Fewest members of a random group."""
+    max_size: int = 8
+    """Most members of a random group."""
+    rate: float = 0.0
+    """Group messages per second in each random group."""
+    message_size: int = 64
+    """Length of each random group message's text, bytes."""
+    removal_fraction: float = 0.0
+    """Share of the random groups that remove one member during the run, 0..1."""
+    groups: tuple[GroupSpec, ...] = ()
+    """Exact groups."""
+    sends: tuple[GroupSend, ...] = ()
+    """Exact group messages."""
+    removals: tuple[GroupRemoval, ...] = ()
+    """Exact removals."""
+
+    def __post_init__(self) -> None:
+        _integer("group count", self.count, 0, 10**6)
+        _integer("min_size", self.min_size, 2, 1000)
+        _integer("max_size", self.max_size, self.min_size, 1000)
+        _number("group rate", self.rate, 0.0, 1e6)
+        _integer("message_size", self.message_size, 1, 256 * 1024 - 1024)
+        _number("removal_fraction", self.removal_fraction, 0.0, 1.0)
+        object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "sends", tuple(self.sends))
+        object.__setattr__(self, "removals", tuple(self.removals))
+        total = len(self.groups) + self.count
+        for group in [send.group for send in self.sends] + [r.group for r in self.removals]:
+            _integer("group", group, 0, total - 1)
+        for send in self.sends:
+            if send.group < len(self.groups) and send.sender not in self.groups[send.group].members:
+                raise ConfigurationError(
+                    f"peer {send.sender} is not a member of group {send.group}"
+                )
+        for removal in self.removals:
+            if removal.group < len(self.groups):
+                members = self.groups[removal.group].members
+                if removal.member not in members[1:]:
+                    raise ConfigurationError(
+                        f"peer {removal.member} is not a member (other than the owner) "
+                        f"of group {removal.group}"
+                    )
+
+    @property
+    def total(self) -> int:
+        """Number of groups."""
+        return len(self.groups) + self.count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadConfig:
     """1:1 traffic over a social graph.
 
@@ -242,6 +360,8 @@ class WorkloadConfig:
     """Exact messages."""
     max_messages: int = 10_000_000
     """Random messages stop after this many (exact ``sends`` always happen)."""
+    groups: GroupWorkload = field(default_factory=GroupWorkload)
+    """Group traffic."""
 
     def __post_init__(self) -> None:
         _number("rate", self.rate, 0.0, 1e7)
@@ -296,6 +416,15 @@ class SimConfig:
     """The delivery engine's ``direct_attempts`` (direct tries before the store)."""
     ack_timeout: float = 15.0
     """The delivery engine's ``ack_timeout``, seconds."""
+    secure_channel: bool = True
+    """Count the Noise XX handshake (its round trip and bytes) when a link is first used,
+    and the record overhead of every frame on it; False: links are free and instant."""
+    prekey_fetch: bool = True
+    """Fetch the recipient's prekey bundle (a round trip to the store, or to the peer
+    when there is no store) before the first message to a device; False: instant."""
+    mailbox_poll_interval: float = 30.0
+    """The Client's long poll of the store times out and fetches again this often, seconds
+    (``ClientConfig.mailbox_poll_interval``): a lost wake-up is recovered by then."""
 
     def __post_init__(self) -> None:
         _integer("peers", self.peers, 2, 10_000_000)
@@ -306,6 +435,7 @@ class SimConfig:
         _number("nat_fraction", self.nat_fraction, 0.0, 1.0)
         _integer("direct_attempts", self.direct_attempts, 0, 100)
         _number("ack_timeout", self.ack_timeout, 0.01, 3600)
+        _number("mailbox_poll_interval", self.mailbox_poll_interval, 0.01, 3600)
         object.__setattr__(self, "offline", tuple(self.offline))
         object.__setattr__(self, "partitions", tuple(self.partitions))
         for window in self.offline:
@@ -316,3 +446,9 @@ class SimConfig:
         for send in self.workload.sends:
             _integer("sender", send.sender, 0, self.peers - 1)
             _integer("recipient", send.recipient, 0, self.peers - 1)
+        groups = self.workload.groups
+        for spec in groups.groups:
+            for member in spec.members:
+                _integer("group member", member, 0, self.peers - 1)
+        if groups.count and groups.min_size > self.peers:
+            raise ConfigurationError(f"groups of {groups.min_size} need at least as many peers")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from omega.errors import ConfigurationError
-from omega.sim._results import SimResult
+from omega.sim._results import USER_KINDS, SimResult
 
 __all__ = ["matplotlib_available", "plot_delivery_over_time", "plot_latency_cdf"]
 
@@ -49,10 +49,11 @@ def plot_latency_cdf(
     curves = {"run": results} if isinstance(results, SimResult) else dict(results)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, result in curves.items():
+        records = [record for record in result.records if record.kind in USER_KINDS]
         latencies = sorted(
-            latency for record in result.records if (latency := record.latency_ms) is not None
+            latency for record in records if (latency := record.latency_ms) is not None
         )
-        total = max(1, len(result.records))
+        total = max(1, len(records))
         fractions = [(index + 1) / total for index in range(len(latencies))]
         axes.step([max(v, 1e-3) for v in latencies], fractions, where="post", label=label)
     if log_scale:
@@ -72,16 +73,19 @@ def plot_latency_cdf(
 def plot_delivery_over_time(
     result: SimResult, path: str | Path, *, bin_seconds: float | None = None
 ) -> Path:
-    """Write messages sent and delivered per time bin to ``path``; return ``path``."""
+    """Write messages sent and delivered per time bin to ``path``; return ``path``.
+
+    User messages only (1:1 messages and group copies; not sender key distributions).
+    """
     plt = _pyplot()
+    records = [record for record in result.records if record.kind in USER_KINDS]
     end = max(
-        [result.virtual_seconds]
-        + [record.delivered_at or record.sent_at for record in result.records]
+        [result.virtual_seconds] + [record.delivered_at or record.sent_at for record in records]
     )
     width = bin_seconds or max(1.0, math.ceil(end / 60))
     bins = int(end // width) + 1
     sent, delivered = [0] * bins, [0] * bins
-    for record in result.records:
+    for record in records:
         sent[int(record.sent_at // width)] += 1
         if record.delivered_at is not None:
             delivered[int(record.delivered_at // width)] += 1

@@ -45,6 +45,24 @@ TOML (every table and key optional; unknown keys are refused)::
     sender = 0
     recipient = 1
 
+    [workload.groups]       # group traffic (docs/simulation.md, "Groups")
+    count = 20              # random groups of min_size..max_size members
+    min_size = 3
+    max_size = 8
+    rate = 0.1              # messages per second in each random group
+    removal_fraction = 0.5  # groups whose owner removes one member mid-run
+    [[workload.groups.groups]]
+    members = [0, 1, "2-5"] # exact groups, owner first
+    rate = 1
+    [[workload.groups.sends]]
+    time = 5
+    group = 0
+    sender = 1
+    [[workload.groups.removals]]
+    time = 60
+    group = 0
+    member = 3
+
 A Python scenario is a module that defines ``SCENARIO``, a
 :class:`~omega.sim.config.SimConfig` (or ``scenario()`` returning one).
 """
@@ -62,6 +80,10 @@ from omega.sim.config import (
     Burst,
     ChurnConfig,
     Distribution,
+    GroupRemoval,
+    GroupSend,
+    GroupSpec,
+    GroupWorkload,
     LinkConfig,
     OfflineWindow,
     Partition,
@@ -83,6 +105,9 @@ _TOP_SCALARS = (
     "ack_timeout",
     "relay",
     "nat_fraction",
+    "secure_channel",
+    "prekey_fetch",
+    "mailbox_poll_interval",
 )
 
 
@@ -146,13 +171,55 @@ def _list(value: object, where: str) -> list[Mapping[str, Any]]:
     return [_table(item, where) for item in value]
 
 
+def _groups(value: object) -> GroupWorkload:
+    table = dict(_table(value, "workload.groups"))
+    _check_keys(
+        table,
+        {
+            "count",
+            "min_size",
+            "max_size",
+            "rate",
+            "message_size",
+            "removal_fraction",
+            "groups",
+            "sends",
+            "removals",
+        },
+        "workload.groups",
+    )
+    specs = []
+    for item in _list(table.get("groups", []), "workload.groups.groups"):
+        spec = dict(item)
+        members = spec.get("members", [])
+        if not isinstance(members, list):
+            raise ConfigurationError("workload.groups.groups.members must be a list")
+        expanded: list[int] = []
+        for member in members:  # keeps the order: the first member is the owner
+            expanded.extend(sorted(_peer_set([member], "workload.groups.groups.members")))
+        spec["members"] = tuple(expanded)
+        specs.append(_build(GroupSpec, spec, "workload.groups.groups"))
+    table["groups"] = tuple(specs)
+    table["sends"] = tuple(
+        _build(GroupSend, item, "workload.groups.sends")
+        for item in _list(table.get("sends", []), "workload.groups.sends")
+    )
+    table["removals"] = tuple(
+        _build(GroupRemoval, item, "workload.groups.removals")
+        for item in _list(table.get("removals", []), "workload.groups.removals")
+    )
+    return _build(GroupWorkload, table, "workload.groups")  # type: ignore[no-any-return]
+
+
 def _workload(value: object) -> WorkloadConfig:
     table = dict(_table(value, "workload"))
     _check_keys(
         table,
-        {"rate", "graph", "degree", "message_size", "bursts", "sends", "max_messages"},
+        {"rate", "graph", "degree", "message_size", "bursts", "sends", "max_messages", "groups"},
         "workload",
     )
+    if "groups" in table:
+        table["groups"] = _groups(table["groups"])
     table["bursts"] = tuple(
         _build(Burst, item, "workload.bursts")
         for item in _list(table.get("bursts", []), "workload.bursts")
