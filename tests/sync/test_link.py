@@ -50,8 +50,13 @@ def test_linking_end_to_end_gives_both_sides_the_same_new_device_list() -> None:
     request = _request(offer)
     welcome = offer.receive_hello(request.hello(), now=NOW + 2)
     linked = request.receive_welcome(welcome)
+    with pytest.raises(LocalProtocolError):
+        offer.linked_confirmation()
     identity = offer.receive_finished(linked.finished)
     assert offer.linked is identity
+    request.receive_linked(offer.linked_confirmation())
+    with pytest.raises(DeviceLinkError):
+        request.receive_linked(linked.finished)
     assert linked.verification_code == offer.verification_code
     assert len(linked.verification_code) == 7
     assert linked.identity.user_id == identity.user_id
@@ -170,5 +175,7 @@ def test_bad_arguments_and_states() -> None:
         _request(offer, name="")
     with pytest.raises(LocalProtocolError):
         offer.receive_finished(b"")
+    with pytest.raises(LocalProtocolError):
+        _request(offer).receive_linked(b"")
     with pytest.raises(DeviceLinkError):
         decode_link_message(LinkHello, b"\x0a\x01")

@@ -378,6 +378,14 @@ class LinkOffer:
         self._linked = self._pending
         return self._pending
 
+    def linked_confirmation(self) -> bytes:
+        """The encoded ``LinkFinished`` telling the new device its device list is adopted
+        (send it once :attr:`linked` is published)."""
+        if self._linked is None or self._session is None:
+            raise LocalProtocolError("the link is not complete")
+        mac = _mac(self._session.confirmation_key, _INFO + b"linked" + self._session.transcript)
+        return encode_message(LinkFinished(mac=mac))
+
 
 @dataclass(frozen=True, slots=True)
 class LinkedDevice:
@@ -413,6 +421,7 @@ class LinkRequest:
         self._body = _hello_body(self._ephemeral_public, self.device.public_key, device_name)
         self._signature = self.device.sign(self._body)
         self._done = False
+        self._session: _Session | None = None
 
     def hello(self) -> bytes:
         """The encoded ``LinkHello`` to send first."""
@@ -458,6 +467,7 @@ class LinkRequest:
         except DecodeError as exc:
             raise DeviceLinkError(f"the link provision holds a bad address: {exc.message}") from exc
         self._done = True
+        self._session = session
         finished = LinkFinished(
             mac=_mac(session.confirmation_key, _INFO + b"finished" + transcript)
         )
@@ -468,6 +478,20 @@ class LinkRequest:
             verification_code=session.verification_code,
             finished=encode_message(finished),
         )
+
+    def receive_linked(self, data: bytes) -> None:
+        """Check the existing device's last message: our device list is adopted there.
+
+        Raises :class:`~omega.errors.DeviceLinkError` when it does not verify.
+        """
+        if self._session is None:
+            raise LocalProtocolError("the link welcome has not been received")
+        linked = decode_link_message(LinkFinished, data)
+        expected = _mac(
+            self._session.confirmation_key, _INFO + b"linked" + self._session.transcript
+        )
+        if not hmac.compare_digest(expected, linked.mac):
+            raise DeviceLinkError("the existing device's confirmation does not verify")
 
     def _identity(self, provision: LinkProvision) -> Identity:
         try:
