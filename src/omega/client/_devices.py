@@ -343,10 +343,10 @@ class DeviceLink:
 
     async def aclose(self) -> None:
         """Stop waiting for a device (the code becomes useless)."""
-        for listener in self._listeners:
-            await listener.aclose()
-        self._listeners = []
         self._done.set()
+        listeners, self._listeners = self._listeners, []
+        for listener in listeners:
+            await listener.aclose()
 
     async def _expire(self, seconds: float) -> None:
         with anyio.move_on_after(seconds):
@@ -373,7 +373,7 @@ class DeviceLink:
             except (OmegaError, TimeoutError) as exc:
                 logger.warning("event=link_failed error=%s", getattr(exc, "code", "timeout"))
                 return
-        await self.aclose()
+        self._done.set()  # the expiry task closes the listeners
 
 
 def _link_address(address: Address, core: Core) -> Address:
