@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
-from client_helpers import World, of_type
+from client_helpers import World
 
 from omega.client import Client, MessageReceived, OwnDevicesChanged, SyncApplied
 from omega.errors import (

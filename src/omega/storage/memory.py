@@ -18,11 +18,11 @@ from omega.storage.base import (
     InboxEntry,
     KeyStore,
     KeyStoreTransaction,
+    check_blob_name,
     check_device_key,
     check_group_id,
     check_limit,
     check_message_ids,
-    check_blob_name,
     check_value,
 )
 

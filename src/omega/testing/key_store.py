@@ -26,7 +26,7 @@ _BOB = bytes(range(32, 64))
 _CAROL = bytes(range(64, 96))
 
 
-class _RollbackError(Exception):
+class _RollbackErrorError(Exception):
     """Raised inside a transaction to force a rollback."""
 
 
@@ -139,8 +139,8 @@ async def _check_rollback(store: KeyStore) -> None:
             await tx.save_session(_BOB, b"doomed")
             await tx.save_session(_CAROL, b"doomed")
             await tx.add_to_inbox(_entry("doomed"))
-            raise _RollbackError
-    except _RollbackError:
+            raise _RollbackErrorError
+    except _RollbackErrorError:
         pass
     async with store.transaction() as tx:
         after = (await tx.load_identity(), await tx.load_session(_BOB), await tx.inbox())
@@ -209,14 +209,14 @@ async def _check_blobs(store: KeyStore) -> None:
     try:
         async with store.transaction() as tx:
             await tx.save_blob("sync/contacts", b"rolled back")
-            raise _Rollback
-    except _Rollback:
+            raise _RollbackError
+    except _RollbackError:
         pass
     async with store.transaction() as tx:
         assert await tx.load_blob("sync/contacts") == b"two", "a rolled back blob write is undone"
 
 
-class _Rollback(Exception):
+class _RollbackError(Exception):
     pass
 
 
