@@ -168,9 +168,9 @@ async def _clients(
         laptop.add_device_addresses(linked.addresses)
         async with laptop:
             with anyio.fail_after(600):
-                while len(await laptop.history(friend.user_id, limit=min(len(messages), 10_000))) < len(
-                    messages
-                ):
+                while len(
+                    await laptop.history(friend.user_id, limit=min(len(messages), 10_000))
+                ) < len(messages):
                     await anyio.sleep(0.05)
             elapsed = time.perf_counter() - started
     return {"clients_seconds": elapsed, "backfill_seconds": backfill}
