@@ -153,6 +153,8 @@ class DeviceManager:
         ]
         for key in removed_keys:
             await self._forget(key)
+        if added:
+            await self._sync.backfill()  # the history the new device will ask for
         if added or removed_keys:
             await core.emit(
                 OwnDevicesChanged(added=added, removed=tuple(device_id(k) for k in removed_keys))

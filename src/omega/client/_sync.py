@@ -48,6 +48,7 @@ from omega.sync import (
     SyncReplica,
     Value,
     check_sync_content,
+    decode_state_vector,
     history_document,
     pack_sync,
 )
@@ -138,7 +139,7 @@ class SyncService:
                 updates += [await tx.load_blob(f"sync/{name}/{i}") for i in range(count)]
                 self.replica.load(name, [update for update in updates if update])
             backfilled = await tx.load_blob(_BACKFILLED)
-        if backfilled is None:
+        if backfilled is None and core.own_other_devices():
             await self.backfill()
 
     async def _persist(self, updates: Mapping[str, bytes]) -> None:
@@ -157,8 +158,10 @@ class SyncService:
             await tx.save_blob(_INDEX, json.dumps(self._counts, sort_keys=True).encode())
 
     async def backfill(self) -> int:
-        """Put every stored message missing from the history documents there; return
-        how many (run once, at the first start with sync)."""
+        """Put every stored message missing from (or changed since) the history documents
+        there; return how many. A device alone does not keep its history in the sync
+        documents (one commit less per message): this runs when a device is added, and
+        at the first start of a device that has others."""
         core = self._core
         updates: dict[str, bytes] = {}
         written = 0
@@ -169,7 +172,9 @@ class SyncService:
                 document = history_document(conversation.conversation_id)
                 known = self.replica.entries(document)
                 fresh = {
-                    m.message_id: synced_message(m) for m in messages if m.message_id not in known
+                    m.message_id: value
+                    for m in messages
+                    if known.get(m.message_id) != (value := synced_message(m))
                 }
                 if fresh and (update := self.replica.set(document, fresh)) is not None:
                     updates[document] = update
@@ -182,8 +187,7 @@ class SyncService:
                 await tx.save_blob(_INDEX, json.dumps(self._counts, sort_keys=True).encode())
         async with core.keys.transaction() as tx:
             await tx.save_blob(_BACKFILLED, b"1")
-        if updates:
-            await self.send(updates)
+        # Not sent: our other devices ask (at their start, or when they see we hold more).
         return written
 
     # -- local changes ----------------------------------------------------------
@@ -214,7 +218,9 @@ class SyncService:
         )
 
     async def message_stored(self, message: StoredMessage) -> None:
-        """Sync a message of the history (new, edited or deleted)."""
+        """Sync a message of the history (new, edited or deleted), if we have other devices."""
+        if not self._core.own_other_devices():
+            return
         document = history_document(message.conversation_id)
         await self.record(document, {message.message_id: synced_message(message)})
 
@@ -227,7 +233,7 @@ class SyncService:
             await self.message_stored(message)
 
     async def _on_deleted_event(self, event: Event) -> None:
-        if not isinstance(event, MessageDeleted):  # pragma: no cover
+        if not isinstance(event, MessageDeleted) or not self._core.own_other_devices():
             return
         document = history_document(event.conversation_id)
         value = self.replica.get(document, event.message_id)
@@ -320,7 +326,18 @@ class SyncService:
             missing = self.replica.missing_all(vectors)
             if missing:
                 await self.send(missing, devices=[sender_device_key])
+            if self._holds_more(vectors):
+                await self.request_catch_up([sender_device_key])
         return events
+
+    def _holds_more(self, vectors: Mapping[str, bytes]) -> bool:
+        """True when a requester's state vectors show updates we lack."""
+        for document, vector in vectors.items():
+            ours = decode_state_vector(self.replica.state_vector(document))
+            theirs = decode_state_vector(vector)
+            if any(clock > ours.get(client, 0) for client, clock in theirs.items()):
+                return True
+        return False
 
     def forget_device(self, device_key: bytes) -> None:
         """Drop what we hold from a revoked device (open chunked transfers)."""
