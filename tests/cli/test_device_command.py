@@ -46,6 +46,7 @@ def test_link_list_rename_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert shower.join() == 0
     assert verification in shower.out.text()
     assert (tmp_path / "code.png").exists()
+    assert "laptop" in run(phone, "id", "--no-qr")[1]  # the public device list is updated
 
     status, listed = run(laptop, "device", "list")
     assert status == 0

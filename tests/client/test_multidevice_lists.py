@@ -80,12 +80,19 @@ async def test_bad_sync_messages_are_refused_and_change_nothing() -> None:
         peer = SyncReplica(laptop_key)
         good = peer.set(SETTINGS, {"theme": "dark"})
         assert good is not None
+        hooked: list[object] = []
+
+        async def hook(changes: list[object]) -> None:
+            hooked.extend(changes)
+
+        sync.change_hooks.append(hook)  # type: ignore[arg-type]
         [applied] = await sync.receive(
             laptop_key,
             phone.user_id,
             SyncContent(updates=[SyncUpdate(document=SETTINGS, update=good)]),
         )
         assert await phone.settings() == {"theme": "dark"}
+        assert [getattr(change, "key", None) for change in hooked] == ["theme"]
         before = sync.replica.state_vectors()
         bad = [
             SyncContent(updates=[SyncUpdate(document=SETTINGS, update=b"\x01\x02garbage")]),

@@ -90,6 +90,7 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
 async def _rename(args: argparse.Namespace, out: TextIO) -> int:
     async with open_client(args, online=True) as client:
         device = await client.rename_device(args.device_id, args.name)
+        DataDir(Path(args.data_dir)).save_public(client.identity)
         print(f"Renamed {device.device_id} to {device.name}.", file=out)
     return 0
 
@@ -98,6 +99,7 @@ async def _revoke(args: argparse.Namespace, out: TextIO) -> int:
     async with open_client(args, online=True) as client:
         before = {device.device_id: device.name for device in client.devices()}
         await client.revoke_device(args.device_id, reason=args.reason)
+        DataDir(Path(args.data_dir)).save_public(client.identity)
         gone = sorted(set(before) - {device.device_id for device in client.devices()})
         print(", ".join(f"Revoked {d} ({before[d]})." for d in gone), file=out)
         _print_devices(client, out)
@@ -121,6 +123,7 @@ async def _link(args: argparse.Namespace, out: TextIO) -> int:
             print(f"QR code written to {args.qr_png}", file=out)
         print("On the new device run: omega device link CODE --device NAME", file=out, flush=True)
         device = await link.wait(timeout=args.timeout + 1)
+        DataDir(Path(args.data_dir)).save_public(client.identity)
         print(
             f"Linked {device.device_id} ({device.name}); verification code "
             f"{link.verification_code}: the new device shows the same.",

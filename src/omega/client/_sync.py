@@ -46,6 +46,7 @@ from omega.sync import (
     Change,
     Reassembler,
     SyncReplica,
+    SyncSchemas,
     Value,
     check_sync_content,
     decode_state_vector,
@@ -109,9 +110,12 @@ def _stored(conversation_id: str, message_id: str, value: bytes) -> StoredMessag
 class SyncService:
     """This device's sync documents and their exchange with our other devices."""
 
-    def __init__(self, core: Core) -> None:
+    def __init__(self, core: Core, *, schemas: SyncSchemas | None = None) -> None:
         self._core = core
-        self.replica = SyncReplica(core.device_key)
+        self.replica = SyncReplica(core.device_key, schemas=schemas)
+        self.change_hooks: list[Callable[[list[Change]], Awaitable[None]]] = []
+        """Run with every batch of remote changes once they are materialised: documents
+        this module does not know (a ``groups`` document) are materialised there."""
         self._reassembler = Reassembler()
         self._counts: dict[str, int] = {}
         self._loaded = False
@@ -318,6 +322,8 @@ class SyncService:
         if applied:
             await self._persist(applied)
             await self._materialise(changes)
+            for hook in list(self.change_hooks):
+                await hook(changes)
             events.append(SyncApplied(documents=tuple(sorted(applied)), changes=len(changes)))
         if behind:
             await self.request_catch_up([sender_device_key])
