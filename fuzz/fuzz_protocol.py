@@ -44,6 +44,16 @@ TARGETS = (
     proto.SignedGroupOperation,
     proto.GroupOperationBatch,
     proto.GroupSessionState,
+    proto.SyncContent,
+    proto.SyncUpdate,
+    proto.SyncStateVector,
+    proto.SyncChunk,
+    proto.LinkCode,
+    proto.LinkHello,
+    proto.LinkWelcome,
+    proto.LinkProvision,
+    proto.LinkFinished,
+    proto.SyncedMessage,
 )
 
 

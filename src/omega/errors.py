@@ -16,17 +16,20 @@ or pick the branch it cares about::
     │   ├── InvalidUriError         an ``omega://`` URI is malformed
     │   ├── InvalidAddressError     a transport address is malformed
     │   ├── InvalidQrPayloadError   a scanned QR payload is malformed
-    │   └── CommandSyntaxError      a bot command's text or arguments are malformed
+    │   ├── CommandSyntaxError      a bot command's text or arguments are malformed
+    │   └── InvalidLinkCodeError    a device link code is malformed or mistyped
     ├── CryptoError
     │   ├── InvalidKeyError         a key has the wrong size or is unusable
     │   ├── InvalidSignatureError   a signature does not verify
     │   ├── DecryptionError         an AEAD refused the ciphertext
     │   │   └── WrongPassphraseError
-    │   └── CertificateError        a device certificate or device list is invalid
-    │       ├── StaleDeviceListError   older than the one already accepted
-    │       ├── RevokedDeviceError     the device has been revoked
-    │       ├── ExpiredRecordError     a signed peer record is past its expiry
-    │       └── StaleRecordError       a signed peer record older than the one held
+    │   ├── CertificateError        a device certificate or device list is invalid
+    │   │   ├── StaleDeviceListError   older than the one already accepted
+    │   │   ├── RevokedDeviceError     the device has been revoked
+    │   │   ├── ExpiredRecordError     a signed peer record is past its expiry
+    │   │   └── StaleRecordError       a signed peer record older than the one held
+    │   └── DeviceLinkError         a device link exchange failed (forged code or transcript)
+    │       └── LinkCodeExpiredError   the link code expired or was used already
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
     │   │   ├── UnknownContactError  the user is not a contact (or is blocked)
@@ -39,8 +42,9 @@ or pick the branch it cares about::
     │       ├── UnknownSenderKeyError        a group message names a sender key we lack
     │       │   └── StaleSenderKeyError      ... one its sender replaced after a removal
     │       ├── InvalidEnvelopeError         a message envelope fails its checks
-    │       └── InvalidGroupOperationError   a group operation is malformed, forged or misplaced
-    │           └── UnauthorizedGroupOperationError  its author's role does not allow it
+    │       ├── InvalidGroupOperationError   a group operation is malformed, forged or misplaced
+    │       │   └── UnauthorizedGroupOperationError  its author's role does not allow it
+    │       └── InvalidSyncUpdateError       a sync update is malformed, too large or off-schema
     ├── TransportError              a network operation failed
     │   ├── DialError                   no connection could be made to an address
     │   │   └── RelayRefusedError           a relay, or the peer behind it, refused
@@ -82,6 +86,7 @@ __all__ = [
     "CryptoError",
     "DecodeError",
     "DecryptionError",
+    "DeviceLinkError",
     "DialError",
     "DiscoveryError",
     "DuplicateMessageError",
@@ -94,10 +99,13 @@ __all__ = [
     "InvalidEnvelopeError",
     "InvalidGroupOperationError",
     "InvalidKeyError",
+    "InvalidLinkCodeError",
     "InvalidQrPayloadError",
     "InvalidSignatureError",
+    "InvalidSyncUpdateError",
     "InvalidUriError",
     "InvalidUserIdError",
+    "LinkCodeExpiredError",
     "LocalProtocolError",
     "MalformedFrameError",
     "MessageDecodeError",
@@ -226,6 +234,12 @@ class CommandSyntaxError(DecodeError):
     code = "command_syntax"
 
 
+class InvalidLinkCodeError(DecodeError):
+    """A device link code (docs/multi-device.md) is malformed or mistyped."""
+
+    code = "invalid_link_code"
+
+
 class CryptoError(OmegaError):
     """A cryptographic check failed or a key is unusable."""
 
@@ -284,6 +298,19 @@ class StaleRecordError(CertificateError):
     """A signed peer record is not newer than the one already held for the device."""
 
     code = "stale_record"
+
+
+class DeviceLinkError(CryptoError):
+    """A device link exchange failed: a forged or mistyped code, a tampered message,
+    a certificate or device list that does not match (docs/multi-device.md)."""
+
+    code = "device_link_failed"
+
+
+class LinkCodeExpiredError(DeviceLinkError):
+    """A device link code is past its expiry, or was used already (it is single-use)."""
+
+    code = "link_code_expired"
 
 
 class ProtocolError(OmegaError):
@@ -405,6 +432,14 @@ class UnauthorizedGroupOperationError(InvalidGroupOperationError):
     """
 
     code = "unauthorized_group_operation"
+
+
+class InvalidSyncUpdateError(RemoteProtocolError):
+    """A sync update from one of our devices was refused: malformed, too large, or
+    breaking the document schema (docs/multi-device.md); ``details["reason"]`` says
+    which. The local documents are unchanged."""
+
+    code = "invalid_sync_update"
 
 
 class TransportError(OmegaError):

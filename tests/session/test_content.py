@@ -26,6 +26,8 @@ from omega.protocol import (
     ReceiptType,
     SenderKeyDistribution,
     StickerContent,
+    SyncContent,
+    SyncUpdate,
     TextContent,
     TypingContent,
     encode_message,
@@ -87,6 +89,9 @@ SAMPLES: dict[str, Callable[[], MessageContent]] = {
         sender_key_distribution=SenderKeyDistribution(
             version=1, group_id="g", key_id=7, chain_key=bytes(32), signature_key=bytes(32)
         )
+    ),
+    "sync": lambda: MessageContent(
+        sync=SyncContent(updates=[SyncUpdate(document="settings", update=b"\x00\x00")])
     ),
 }
 
@@ -476,6 +481,7 @@ SEARCH_TEXT = {
     "receipt": "",
     "typing": "",
     "sender_key_distribution": "",
+    "sync": "",
 }
 
 

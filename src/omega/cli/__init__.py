@@ -121,7 +121,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``omega`` command."""
     from omega.cli import _client_commands as client_commands
-    from omega.cli import _sim_command
+    from omega.cli import _device_command, _sim_command
 
     parser = argparse.ArgumentParser(
         prog="omega", description="Omega: peer-to-peer, end-to-end-encrypted messaging."
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_id_show)
 
     client_commands.register(commands)
+    _device_command.register(commands)
     _sim_command.register(commands)
 
     demo = commands.add_parser("demo", help="a guided tour of the SDK on embedded defaults")

@@ -155,6 +155,8 @@ async def open_client(
             listen=listen_addresses(args) if online else (),
         )
         if online:
+            if own := book.get(identity.user_id):
+                client.add_device_addresses(own)  # where our other devices are
             for contact in await client.contacts():
                 if hints := book.get(contact.user_id):
                     await client.add_contact(contact.user_id, addresses=hints)

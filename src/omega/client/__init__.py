@@ -14,6 +14,7 @@ See docs/guide.md.
 from __future__ import annotations
 
 from omega.client._client import Client, standard_registry
+from omega.client._devices import DeviceInfo, DeviceLink
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, default_data_dir
 from omega.client.events import (
@@ -26,8 +27,10 @@ from omega.client.events import (
     MessageExpired,
     MessageReceived,
     MessageRefused,
+    OwnDevicesChanged,
     ReactionReceived,
     SessionReset,
+    SyncApplied,
     TypingChanged,
 )
 
@@ -38,14 +41,18 @@ __all__ = [
     "DataDir",
     "DecryptionFailed",
     "DeliveryStateChanged",
+    "DeviceInfo",
+    "DeviceLink",
     "Event",
     "MessageDeleted",
     "MessageEdited",
     "MessageExpired",
     "MessageReceived",
     "MessageRefused",
+    "OwnDevicesChanged",
     "ReactionReceived",
     "SessionReset",
+    "SyncApplied",
     "TypingChanged",
     "default_data_dir",
     "standard_registry",

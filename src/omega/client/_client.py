@@ -24,9 +24,12 @@ from omega.client._background import (
     sweep_loop,
 )
 from omega.client._core import Core, system_wall_clock
+from omega.client._devices import DeviceManager
 from omega.client._inbound import Inbound
 from omega.client._links import Links
+from omega.client._multidevice import MultiDeviceMixin
 from omega.client._outbox import Outbox
+from omega.client._sync import SyncService
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, store_key
 from omega.client.events import Event, MessageDeleted
@@ -100,7 +103,7 @@ def standard_registry() -> TransportRegistry:
     return registry
 
 
-class Client:
+class Client(MultiDeviceMixin):
     """One device of an Omega user: contacts, end-to-end encrypted messages, history.
 
     Build one from a data directory (:meth:`from_data_dir`) or from injected
@@ -131,9 +134,10 @@ class Client:
         owns_stores: bool = False,
     ) -> None:
         config = config or ClientConfig()
+        transports = transports if transports is not None else standard_registry()
         self._listen = tuple(a if isinstance(a, Address) else Address.parse(a) for a in listen)
         manager = ConnectionManager(
-            transports if transports is not None else standard_registry(),
+            transports,
             NoiseCredentials.from_identity(identity, rng=rng),
             config=config.connections,
             clock=clock,
@@ -156,6 +160,14 @@ class Client:
         self._links = Links(self._core, on_frame=self._on_frame, on_connected=self._on_connected)
         self._outbox = Outbox(self._core, self._links)
         self._inbound = Inbound(self._core, self._links, self._outbox)
+        self._sync = SyncService(self._core)
+        self._inbound.sync_handler = self._sync.receive
+        self._devices = DeviceManager(
+            self._core,
+            self._sync,
+            registry=transports,
+            publish=lambda: publish(self._core, publisher, self.addresses, self._mailbox_urls),
+        )
         self._owns_stores = owns_stores
         self._stack: AsyncExitStack | None = None
         self._task_group: TaskGroup | None = None
@@ -212,12 +224,15 @@ class Client:
             listeners = [await core.manager.listen(address) for address in self._listen]
             self._addresses = tuple(a for listener in listeners for a in listener.addresses)
             self._links.start(self._task_group)
+            await self._devices.load()
             await self._inbound.drain_inbox()
+            await self._sync.load()
             self._task_group.start_soon(self._outbox.run, self._task_group)
             self._task_group.start_soon(sweep_loop, core)
             if core.mailbox is not None:
                 self._task_group.start_soon(mailbox_loop, core, self._inbound)
             await publish(core, self._publisher, self.addresses, self._mailbox_urls)
+            await self._sync.request_catch_up()
         except BaseException:
             await stack.aclose()
             raise
@@ -308,6 +323,7 @@ class Client:
                     added_at=core.now(),
                 )
             await tx.put_contact(contact)
+        await self._sync.contact_changed(contact)
         return contact
 
     async def contacts(self) -> list[ContactRecord]:
@@ -353,6 +369,7 @@ class Client:
                 )
             updated = dataclasses.replace(contact, **changes)  # type: ignore[arg-type]
             await tx.put_contact(updated)
+        await self._sync.contact_changed(updated)
         return updated
 
     async def block(self, user_id: str) -> ContactRecord:
@@ -463,6 +480,7 @@ class Client:
             )
         await core.queue(contact.user_id, content, history=history, message_id=message_id, now=now)
         if history is not None:
+            await self._sync.message_stored(history)
             return history
         return await self._apply_own_change(contact.user_id, content, message_id, now)
 
@@ -488,6 +506,7 @@ class Client:
             else:
                 updated = dataclasses.replace(target, content=b"", text="", deleted=True)
             await tx.replace_message(updated)
+        await self._sync.message_stored(updated)
         return updated
 
     async def send_text(
@@ -601,6 +620,7 @@ class Client:
         core = self._running()
         conversation_id = conversation_id.lower()
         changed: list[str] = []
+        read_up_to = 0
         async with core.db.transaction() as tx:
             if message_ids is None:
                 candidates = [
@@ -619,7 +639,10 @@ class Client:
                     conversation_id, message.message_id, DeliveryState.READ
                 ):
                     changed.append(message.message_id)
+                    read_up_to = max(read_up_to, message.timestamp)
             contact = await tx.get_contact(conversation_id)
+        if changed:
+            await self._sync.conversation_changed(conversation_id, read_up_to=read_up_to)
         if changed and contact is not None and contact.read_receipts and not contact.blocked:
             for start in range(0, len(changed), MAX_RECEIPT_IDS):
                 receipt = ReceiptContent(
@@ -661,6 +684,7 @@ class Client:
             if conversation is None:
                 raise ConfigurationError(f"no conversation {conversation_id}")
             await tx.put_conversation(dataclasses.replace(conversation, archived=archived))
+        await self._sync.conversation_changed(conversation_id.lower(), archived=archived)
 
     async def export_conversation(self, conversation_id: str) -> dict[str, object]:
         """A conversation as a JSON-ready dict (oldest message first)."""

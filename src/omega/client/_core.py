@@ -7,7 +7,7 @@ import hmac
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -83,6 +83,8 @@ class Core:
         """Devices the outbox is delivering to right now; it rescans when each is done."""
         self._subscribers: list[_Subscriber] = []
         self._handlers: list[tuple[type[Event], EventHandler]] = []
+        self.own_device_list_handler: Callable[[SignedDeviceList], Awaitable[bool]] | None = None
+        """Takes device lists of our own user (multi-device, omega.client._devices)."""
 
     # -- identity -------------------------------------------------------
     @property
@@ -219,7 +221,8 @@ class Core:
         devices are held until the user accepts them.
         """
         if user_id == self.user_id:
-            return False
+            handler = self.own_device_list_handler
+            return await handler(signed) if handler is not None else False
         event: ContactDevicesChanged | None = None
         async with self.db.transaction() as tx:
             contact = await tx.get_contact(user_id)
@@ -251,6 +254,11 @@ class Core:
                     held_devices=_held(contact, previous, verified),
                 )
             )
+            if previous is not None:  # nothing queued for a device that left stays queued
+                for entry in await tx.pending_outbox():
+                    key = entry.recipient_device_key
+                    if previous.is_active(key) and not verified.is_active(key):
+                        await tx.remove_outbox(entry.message_id, key)
         if event is not None:
             await self.emit(event)
         arrived = self.device_list_arrived.pop(user_id, None)

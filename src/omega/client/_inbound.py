@@ -65,6 +65,7 @@ from omega.protocol import (
     ReceiptType,
     SessionResetRequest,
     SignedSessionResetRequest,
+    SyncContent,
     decode_message,
     encode_message,
 )
@@ -113,6 +114,8 @@ class Inbound:
         self._handed_out: set[int] = set()  # one-time prekey ids already offered
         self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self._applied: list[str] = []  # inbox entries applied, removed with the next commit
+        self.sync_handler: Callable[[bytes, str, SyncContent], Awaitable[list[Event]]] | None = None
+        """Applies sync messages from our own devices (omega.client._sync)."""
 
     # -- connections ----------------------------------------------------
     async def on_connected(self, connection: PeerConnection) -> None:
@@ -541,6 +544,9 @@ class Inbound:
                 return []
             if stored is not None and not await tx.add_message(stored):
                 return []
+        if kind == "sync" and self.sync_handler is not None:
+            assert content.sync is not None
+            return await self.sync_handler(entry.sender_device_key, sender_id, content.sync)
         if kind == "typing":
             typing = content.typing
             assert typing is not None

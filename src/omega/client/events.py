@@ -22,8 +22,10 @@ __all__ = [
     "MessageExpired",
     "MessageReceived",
     "MessageRefused",
+    "OwnDevicesChanged",
     "ReactionReceived",
     "SessionReset",
+    "SyncApplied",
     "TypingChanged",
 ]
 
@@ -148,3 +150,29 @@ class SessionReset(Event):
     device_id: str
     resent: int
     """How many outbox entries will be sent again."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnDevicesChanged(Event):
+    """Our own device list changed: a device was linked, renamed or revoked.
+
+    ``revoked`` devices can no longer read anything new; when this device
+    itself is among them (``this_device_revoked``), it should stop.
+    """
+
+    added: tuple[str, ...]
+    """Device ids of new devices."""
+    removed: tuple[str, ...]
+    """Device ids of revoked devices."""
+    this_device_revoked: bool = False
+    """True when another device of ours revoked this one."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncApplied(Event):
+    """Another device of ours synced changes here (contacts, conversations, settings,
+    history); ``documents`` names the sync documents that changed."""
+
+    documents: tuple[str, ...]
+    changes: int
+    """How many entries changed."""

@@ -58,6 +58,7 @@ CONTENT_KINDS = (
     "receipt",
     "typing",
     "sender_key_distribution",
+    "sync",
 )
 """The names of the ``MessageContent.content`` oneof, in field order."""
 

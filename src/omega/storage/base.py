@@ -45,6 +45,7 @@ __all__ = [
     "DEVICE_KEY_SIZE",
     "MAX_GROUP_ID_LENGTH",
     "MAX_MESSAGE_ID_LENGTH",
+    "MAX_BLOB_NAME_LENGTH",
     "MAX_VALUE_SIZE",
     "InboxEntry",
     "KeyStore",
@@ -188,11 +189,38 @@ class KeyStoreTransaction(ABC):
     async def remove_from_inbox(self, message_ids: Sequence[str]) -> int:
         """Remove the entries with these ids; return how many were removed."""
 
+    @abstractmethod
+    async def load_blob(self, name: str) -> bytes | None:
+        """The blob stored under ``name`` (1..256 characters), or ``None``.
+
+        Blobs are opaque state of higher layers (multi-device sync documents),
+        kept as secret as the rest of the store.
+        """
+
+    @abstractmethod
+    async def save_blob(self, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name``, replacing any previous blob."""
+
+    @abstractmethod
+    async def delete_blob(self, name: str) -> bool:
+        """Delete the blob ``name``; return whether there was one."""
+
 
 class KeyStore(TransactionalStore[KeyStoreTransaction]):
     """A device's durable secrets and session state; see the module docstring."""
 
     _kind = "key store"
+
+
+MAX_BLOB_NAME_LENGTH = 256
+"""Longest blob name of :meth:`KeyStoreTransaction.save_blob`, in characters."""
+
+
+def check_blob_name(name: object) -> str:
+    """Return ``name`` if it is a str of 1..256 characters, else raise ConfigurationError."""
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_BLOB_NAME_LENGTH:
+        raise ConfigurationError(f"a blob name is 1..{MAX_BLOB_NAME_LENGTH} characters")
+    return name
 
 
 def check_limit(limit: object) -> int:

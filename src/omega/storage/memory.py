@@ -18,6 +18,7 @@ from omega.storage.base import (
     InboxEntry,
     KeyStore,
     KeyStoreTransaction,
+    check_blob_name,
     check_device_key,
     check_group_id,
     check_limit,
@@ -35,6 +36,7 @@ class _State:
     sessions: dict[bytes, bytes] = field(default_factory=dict)
     sender_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
     inbox: dict[str, InboxEntry] = field(default_factory=dict)  # insertion order = age
+    blobs: dict[str, bytes] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -43,6 +45,7 @@ class _State:
             sessions=dict(self.sessions),
             sender_keys=dict(self.sender_keys),
             inbox=dict(self.inbox),
+            blobs=dict(self.blobs),
         )
 
 
@@ -113,6 +116,16 @@ class _MemoryTransaction(KeyStoreTransaction):
         check_message_ids(message_ids)
         inbox = self._live_state().inbox
         return sum(inbox.pop(message_id, None) is not None for message_id in set(message_ids))
+
+    async def load_blob(self, name: str) -> bytes | None:
+        return self._live_state().blobs.get(check_blob_name(name))
+
+    async def save_blob(self, name: str, data: bytes) -> None:
+        check_blob_name(name)
+        self._live_state().blobs[name] = check_value(data, "blob")
+
+    async def delete_blob(self, name: str) -> bool:
+        return self._live_state().blobs.pop(check_blob_name(name), None) is not None
 
 
 class MemoryKeyStore(KeyStore):

@@ -41,6 +41,7 @@ from omega.storage.base import (
     InboxEntry,
     KeyStore,
     KeyStoreTransaction,
+    check_blob_name,
     check_device_key,
     check_group_id,
     check_limit,
@@ -215,6 +216,16 @@ class _SQLiteTransaction(KeyStoreTransaction):
             row_id = self._sealer.row_id("inbox", message_id.encode("utf-8"))
             removed += await self._execute("DELETE FROM inbox WHERE id = ?", (row_id,))
         return removed
+
+    async def load_blob(self, name: str) -> bytes | None:
+        return await self._load_singleton("blob:" + check_blob_name(name))
+
+    async def save_blob(self, name: str, data: bytes) -> None:
+        await self._save_singleton("blob:" + check_blob_name(name), data)
+
+    async def delete_blob(self, name: str) -> bool:
+        singleton = "blob:" + check_blob_name(name)
+        return await self._execute("DELETE FROM singletons WHERE name = ?", (singleton,)) > 0
 
 
 class SQLiteKeyStore(KeyStore):

@@ -26,7 +26,7 @@ _BOB = bytes(range(32, 64))
 _CAROL = bytes(range(64, 96))
 
 
-class _RollbackError(Exception):
+class _RollbackErrorError(Exception):
     """Raised inside a transaction to force a rollback."""
 
 
@@ -48,6 +48,7 @@ async def check_key_store(open_store: Callable[[], Awaitable[KeyStore]], *, dura
         await _check_rollback(store)
         await _check_transaction_rules(store)
         await _check_bad_arguments(store)
+        await _check_blobs(store)
     finally:
         await store.aclose()
     try:
@@ -138,8 +139,8 @@ async def _check_rollback(store: KeyStore) -> None:
             await tx.save_session(_BOB, b"doomed")
             await tx.save_session(_CAROL, b"doomed")
             await tx.add_to_inbox(_entry("doomed"))
-            raise _RollbackError
-    except _RollbackError:
+            raise _RollbackErrorError
+    except _RollbackErrorError:
         pass
     async with store.transaction() as tx:
         after = (await tx.load_identity(), await tx.load_session(_BOB), await tx.inbox())
@@ -186,6 +187,39 @@ async def _check_bad_arguments(store: KeyStore) -> None:
         assert await tx.load_session(_CAROL) is None, "a refused write changes nothing"
 
 
+async def _check_blobs(store: KeyStore) -> None:
+    async with store.transaction() as tx:
+        assert await tx.load_blob("sync/contacts") is None, "no blob at first"
+        await tx.save_blob("sync/contacts", b"one")
+        await tx.save_blob("sync/settings", b"")
+        assert await tx.load_blob("sync/contacts") == b"one", "a blob reads back"
+        assert await tx.load_blob("sync/settings") == b"", "an empty blob is a blob"
+        await tx.save_blob("sync/contacts", b"two")
+    async with store.transaction() as tx:
+        assert await tx.load_blob("sync/contacts") == b"two", "a blob is replaced"
+        assert await tx.delete_blob("sync/settings"), "deleting reports the blob"
+        assert not await tx.delete_blob("sync/settings"), "deleting twice finds nothing"
+        assert await tx.load_identity() != b"two", "blobs are not the identity"
+        for name in ("", "x" * 257):
+            try:
+                await tx.save_blob(name, b"x")
+            except ConfigurationError:
+                continue
+            raise AssertionError("a bad blob name must raise ConfigurationError")
+    try:
+        async with store.transaction() as tx:
+            await tx.save_blob("sync/contacts", b"rolled back")
+            raise _RollbackError
+    except _RollbackError:
+        pass
+    async with store.transaction() as tx:
+        assert await tx.load_blob("sync/contacts") == b"two", "a rolled back blob write is undone"
+
+
+class _RollbackError(Exception):
+    pass
+
+
 async def _check_persistence(open_store: Callable[[], Awaitable[KeyStore]]) -> None:
     async with await open_store() as store, store.transaction() as tx:
         await tx.save_session(_CAROL, b"carol")
@@ -196,3 +230,4 @@ async def _check_persistence(open_store: Callable[[], Awaitable[KeyStore]]) -> N
         assert await tx.session_device_keys() == [_BOB, _CAROL], "listing survives reopening"
         assert [e.message_id for e in await tx.inbox()] == ["persisted"], "inbox survives"
         assert await tx.load_sender_key("group-b", _ALICE) == b"b-alice", "sender keys survive"
+        assert await tx.load_blob("sync/contacts") == b"two", "blobs survive reopening"

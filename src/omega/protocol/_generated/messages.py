@@ -39,6 +39,11 @@ __all__ = (
     "IdentitySecret",
     "InboundSenderKeysState",
     "KeyRequest",
+    "LinkCode",
+    "LinkFinished",
+    "LinkHello",
+    "LinkProvision",
+    "LinkWelcome",
     "LocationContent",
     "MediaContent",
     "Member",
@@ -91,6 +96,11 @@ __all__ = (
     "SignedPrekeySecret",
     "SignedSessionResetRequest",
     "StickerContent",
+    "SyncChunk",
+    "SyncContent",
+    "SyncStateVector",
+    "SyncUpdate",
+    "SyncedMessage",
     "TextContent",
     "TextEntity",
     "TextEntityType",
@@ -1242,6 +1252,149 @@ default_message_pool.register_message("omega.protocol", "KeyRequest", KeyRequest
 
 
 @dataclass(eq=False, repr=False)
+class LinkCode(betterproto2.Message):
+    """
+    A device link code: shown as a QR code or text by an existing device.
+    """
+
+    version: "int" = betterproto2.field(1, betterproto2.TYPE_UINT32)
+    """
+    1
+    """
+
+    secret: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    32 random bytes
+    """
+
+    identity_key: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    the user's Ed25519 identity key
+    """
+
+    expires_at: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+    """
+    Unix milliseconds
+    """
+
+    addresses: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+    """
+    where the existing device waits for the link
+    """
+
+
+default_message_pool.register_message("omega.protocol", "LinkCode", LinkCode)
+
+
+@dataclass(eq=False, repr=False)
+class LinkFinished(betterproto2.Message):
+    """
+    New device -> existing device: key confirmation, the link is complete.
+    """
+
+    mac: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    HMAC-SHA256 under the session's confirmation key
+    """
+
+
+default_message_pool.register_message("omega.protocol", "LinkFinished", LinkFinished)
+
+
+@dataclass(eq=False, repr=False)
+class LinkHello(betterproto2.Message):
+    """
+    New device -> existing device: the first link message.
+    """
+
+    ephemeral_key: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    X25519 public key of the new device, fresh
+    """
+
+    device_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Ed25519 key the new device wants certified
+    """
+
+    device_name: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    signature: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
+    """
+    device key's signature (proof of possession)
+    """
+
+    mac: "bytes" = betterproto2.field(5, betterproto2.TYPE_BYTES)
+    """
+    HMAC-SHA256 under the code's MAC key
+    """
+
+
+default_message_pool.register_message("omega.protocol", "LinkHello", LinkHello)
+
+
+@dataclass(eq=False, repr=False)
+class LinkProvision(betterproto2.Message):
+    """
+    What the new device needs to become a device of the user. Secret.
+    """
+
+    identity_seed: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    the user's Ed25519 identity seed (32 bytes)
+    """
+
+    display_name: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    identity_created_at: "int" = betterproto2.field(3, betterproto2.TYPE_INT64)
+
+    device_list: "SignedDeviceList | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    the new list, listing the new device
+    """
+
+    addresses: "list[str]" = betterproto2.field(5, betterproto2.TYPE_STRING, repeated=True)
+    """
+    where the existing device can be reached
+    """
+
+    mailboxes: "list[str]" = betterproto2.field(6, betterproto2.TYPE_STRING, repeated=True)
+    """
+    the user's store URLs, if any
+    """
+
+
+default_message_pool.register_message("omega.protocol", "LinkProvision", LinkProvision)
+
+
+@dataclass(eq=False, repr=False)
+class LinkWelcome(betterproto2.Message):
+    """
+    Existing device -> new device: its ephemeral key and the sealed provision.
+    """
+
+    ephemeral_key: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    X25519 public key of the existing device, fresh
+    """
+
+    mac: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    HMAC-SHA256 under the code's MAC key
+    """
+
+    sealed_provision: "bytes" = betterproto2.field(3, betterproto2.TYPE_BYTES)
+    """
+    ChaCha20-Poly1305 of an encoded LinkProvision
+    """
+
+
+default_message_pool.register_message("omega.protocol", "LinkWelcome", LinkWelcome)
+
+
+@dataclass(eq=False, repr=False)
 class LocationContent(betterproto2.Message):
     """
     A point on the map.
@@ -1465,6 +1618,13 @@ class MessageContent(betterproto2.Message):
     sender_key_distribution: "SenderKeyDistribution | None" = betterproto2.field(
         11, betterproto2.TYPE_MESSAGE, optional=True, group="content"
     )
+
+    sync: "SyncContent | None" = betterproto2.field(
+        14, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+    """
+    Multi-device (docs/multi-device.md): between the devices of one user only.
+    """
 
     reply_to: "str | None" = betterproto2.field(16, betterproto2.TYPE_STRING, optional=True)
     """
@@ -2739,6 +2899,158 @@ class StickerContent(betterproto2.Message):
 
 
 default_message_pool.register_message("omega.protocol", "StickerContent", StickerContent)
+
+
+@dataclass(eq=False, repr=False)
+class SyncChunk(betterproto2.Message):
+    """
+    Part `index` (0-based) of `count` of one SyncUpdate too large for one message.
+    """
+
+    transfer_id: "bytes" = betterproto2.field(1, betterproto2.TYPE_BYTES)
+    """
+    16 random bytes naming the transfer
+    """
+
+    index: "int" = betterproto2.field(2, betterproto2.TYPE_UINT32)
+
+    count: "int" = betterproto2.field(3, betterproto2.TYPE_UINT32)
+
+    data: "bytes" = betterproto2.field(4, betterproto2.TYPE_BYTES)
+    """
+    a slice of the encoded SyncUpdate
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SyncChunk", SyncChunk)
+
+
+@dataclass(eq=False, repr=False)
+class SyncContent(betterproto2.Message):
+    """
+    ---- Multi-device ----
+    docs/multi-device.md. Sync messages travel only between the devices of one
+    user, inside MessageContent.sync, over the pairwise sessions of messages.
+
+    One sync message: document updates (or a chunk of one), a request for
+    what the sender misses, and/or the user's newest device list.
+    """
+
+    updates: "list[SyncUpdate]" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, repeated=True)
+    """
+    standard Yjs v1 updates, one per document
+    """
+
+    request: "list[SyncStateVector]" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+    """
+    "send me what I miss"; see has_request
+    """
+
+    has_request: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
+    """
+    true: this message asks (request may be empty)
+    """
+
+    device_list: "SignedDeviceList | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    our user's newest device list, or unset
+    """
+
+    chunk: "SyncChunk | None" = betterproto2.field(5, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    one part of an update too large for one message
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SyncContent", SyncContent)
+
+
+@dataclass(eq=False, repr=False)
+class SyncedMessage(betterproto2.Message):
+    """
+    One message of the history, as the "history/<conversation id>" sync
+    documents hold it (the value under its message id).
+    """
+
+    sender_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    sender_device_key: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+
+    outgoing: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
+    """
+    sent by one of our devices
+    """
+
+    timestamp: "int" = betterproto2.field(4, betterproto2.TYPE_INT64)
+    """
+    Unix milliseconds, the sender's
+    """
+
+    received_at: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    0: none (outgoing)
+    """
+
+    content: "bytes" = betterproto2.field(6, betterproto2.TYPE_BYTES)
+    """
+    encoded MessageContent; empty once deleted
+    """
+
+    edited_at: "int" = betterproto2.field(7, betterproto2.TYPE_INT64)
+    """
+    0: never edited
+    """
+
+    deleted: "bool" = betterproto2.field(8, betterproto2.TYPE_BOOL)
+
+    expires_at: "int" = betterproto2.field(9, betterproto2.TYPE_INT64)
+    """
+    0: does not disappear
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SyncedMessage", SyncedMessage)
+
+
+@dataclass(eq=False, repr=False)
+class SyncStateVector(betterproto2.Message):
+    """
+    A Yjs state vector of one named document.
+    """
+
+    document: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    state_vector: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Yjs encodeStateVector
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SyncStateVector", SyncStateVector)
+
+
+@dataclass(eq=False, repr=False)
+class SyncUpdate(betterproto2.Message):
+    """
+    A Yjs v1 update of one named document.
+    """
+
+    document: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    "contacts", "conversations", "settings", "history/<conversation id>"
+    """
+
+    update: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    Yjs update (encodeStateAsUpdate / encodeStateAsUpdateV1)
+    """
+
+
+default_message_pool.register_message("omega.protocol", "SyncUpdate", SyncUpdate)
 
 
 @dataclass(eq=False, repr=False)
