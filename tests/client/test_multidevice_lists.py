@@ -61,11 +61,30 @@ async def test_own_lists_merge_and_stale_or_foreign_ones_change_nothing() -> Non
         merged = phone.identity.device_list
         assert merged.sequence == 4
         assert sorted(d.name for d in phone.devices()) == ["laptop", "my phone", "tablet"]
+        # We revoke the tablet (our list: 5) while the laptop, which never saw our
+        # rename, adds three devices (its list: 6). The merge keeps every device and every
+        # revocation and is signed above both, so contacts that saw either list accept it.
+        tablet = next(d for d in phone.devices() if d.name == "tablet")
+        await phone.revoke_device(tablet.device_id)
+        assert phone.identity.device_list.sequence == 5
+        ahead = with_tablet
+        for index, name in enumerate(["watch", "tv", "car"]):
+            ahead = ahead.add_device(
+                DeviceKeyPair.generate().public_key, name=name, created_at=6 + index
+            )
+        assert ahead.device_list.sequence == 6
+        await devices.receive_own_list(ahead.device_list.to_signed(), None)
+        merged = phone.identity.device_list
+        assert merged.sequence == 7
+        assert tablet_key in merged.revoked
+        # For a device both lists hold, the newer list's certificate wins (the laptop's
+        # list does not carry our rename).
+        assert sorted(d.name for d in phone.devices()) == ["car", "laptop", "phone", "tv", "watch"]
         # A list that revokes this very device is reported, not adopted.
         revoked = with_tablet.revoke_device(phone_id.device.device_key, revoked_at=9)
         await devices.receive_own_list(revoked.device_list.to_signed(), None)
         assert events[-1].this_device_revoked
-        assert phone.identity.device_list.sequence == 4
+        assert phone.identity.device_list.sequence == 7
         with pytest.raises(Exception, match="no single listed device"):
             devices.find("zz")
 
