@@ -14,6 +14,21 @@ See docs/guide.md.
 from __future__ import annotations
 
 from omega.client._client import Client, standard_registry
+from omega.client._group import Group
+from omega.client._group_events import (
+    GroupCreated,
+    GroupEvent,
+    GroupJoined,
+    GroupMemberAdded,
+    GroupMemberLeft,
+    GroupMemberRemoved,
+    GroupMentioned,
+    GroupMessageReceived,
+    GroupOperationRefused,
+    GroupRenamed,
+    GroupRoleChanged,
+    GroupUpdated,
+)
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, default_data_dir
 from omega.client.events import (
@@ -39,6 +54,19 @@ __all__ = [
     "DecryptionFailed",
     "DeliveryStateChanged",
     "Event",
+    "Group",
+    "GroupCreated",
+    "GroupEvent",
+    "GroupJoined",
+    "GroupMemberAdded",
+    "GroupMemberLeft",
+    "GroupMemberRemoved",
+    "GroupMentioned",
+    "GroupMessageReceived",
+    "GroupOperationRefused",
+    "GroupRenamed",
+    "GroupRoleChanged",
+    "GroupUpdated",
     "MessageDeleted",
     "MessageEdited",
     "MessageExpired",

@@ -24,6 +24,9 @@ from omega.client._background import (
     sweep_loop,
 )
 from omega.client._core import Core, system_wall_clock
+from omega.client._group import Group
+from omega.client._group_inbound import GroupInbound
+from omega.client._groups import Groups
 from omega.client._inbound import Inbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
@@ -38,6 +41,7 @@ from omega.errors import (
     LocalProtocolError,
     UnknownContactError,
 )
+from omega.groups import GroupConfig, Permissions
 from omega.mailbox.base import KeyDirectory, Mailbox
 from omega.protocol import (
     ContactContent,
@@ -129,6 +133,7 @@ class Client:
         wall_clock: Callable[[], int] = system_wall_clock,
         rng: RandomSource = system_random,
         owns_stores: bool = False,
+        group_config: GroupConfig | None = None,
     ) -> None:
         config = config or ClientConfig()
         self._listen = tuple(a if isinstance(a, Address) else Address.parse(a) for a in listen)
@@ -156,6 +161,8 @@ class Client:
         self._links = Links(self._core, on_frame=self._on_frame, on_connected=self._on_connected)
         self._outbox = Outbox(self._core, self._links)
         self._inbound = Inbound(self._core, self._links, self._outbox)
+        self._groups = Groups(self._core, config=group_config)
+        self._inbound.groups = GroupInbound(self._groups)
         self._owns_stores = owns_stores
         self._stack: AsyncExitStack | None = None
         self._task_group: TaskGroup | None = None
@@ -209,6 +216,7 @@ class Client:
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._task_group.cancel_scope.cancel)
             await prepare_prekeys(core)
+            await self._groups.load()
             listeners = [await core.manager.listen(address) for address in self._listen]
             self._addresses = tuple(a for listener in listeners for a in listener.addresses)
             self._links.start(self._task_group)
@@ -629,6 +637,38 @@ class Client:
                 )
                 await core.queue(conversation_id, MessageContent(receipt=receipt))
         return len(changed)
+
+    # -- groups -------------------------------------------------------------------
+    async def create_group(
+        self,
+        name: str,
+        members: Sequence[str] = (),
+        *,
+        permissions: Permissions | None = None,
+        avatar_hash: bytes = b"",
+    ) -> Group:
+        """Create a group we own with ``members`` (user ids of contacts); see :class:`Group`.
+
+        Each member gets the group's log and our sender key over the pairwise
+        sessions. Raises :class:`~omega.errors.UnknownContactError` for a
+        member who is not a contact and
+        :class:`~omega.errors.GroupPermissionError` beyond the member limit.
+        """
+        self._running()
+        state = await self._groups.create(
+            name, members, permissions=permissions, avatar_hash=avatar_hash
+        )
+        return Group(self._groups, state.group_id)
+
+    def groups(self) -> list[Group]:
+        """Every group we are or were in, by name."""
+        handles = [Group(self._groups, group_id) for group_id in self._groups.sessions]
+        return sorted(handles, key=lambda group: (group.name, group.group_id))
+
+    def group(self, group_id: str) -> Group:
+        """The group ``group_id``; :class:`~omega.errors.UnknownGroupError` if we hold none."""
+        self._groups.require(group_id)
+        return Group(self._groups, group_id.lower())
 
     # -- history ------------------------------------------------------------------
     async def history(

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import betterproto2
 
 from omega.client._core import Core, identity_key_of
+from omega.client._group_inbound import GroupInbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
 from omega.client._sessions import load_sessions, save_sessions
@@ -49,6 +50,7 @@ from omega.errors import (
     StorageError,
     TooManySkippedMessagesError,
     UnknownPrekeyError,
+    UnknownSenderKeyError,
 )
 from omega.mailbox.base import StoredEnvelope
 from omega.protocol import (
@@ -113,6 +115,8 @@ class Inbound:
         self._handed_out: set[int] = set()  # one-time prekey ids already offered
         self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self._applied: list[str] = []  # inbox entries applied, removed with the next commit
+        self.groups: GroupInbound | None = None
+        """Group traffic goes there (set by the client)."""
 
     # -- connections ----------------------------------------------------
     async def on_connected(self, connection: PeerConnection) -> None:
@@ -286,8 +290,15 @@ class Inbound:
                 return Receipt.REFUSED
             await self._request_reset(info, connection, exc)
             return Receipt.RESET_REQUESTED
+        except UnknownSenderKeyError as exc:
+            if self.groups is not None and await self.groups.undecryptable(info, exc):
+                return Receipt.RETRY  # its sender key may still be on the way
+            await self._refused(exc, info.sender_id, info.message_id)
+            return Receipt.REFUSED
         except StorageError as exc:
             logger.error("event=inbox_write_failed error=%s", exc.code)
+            if self.groups is not None:
+                self.groups.groups.forget_uncommitted()
             return Receipt.RETRY
         except OmegaError as exc:
             await self._refused(exc, info.sender_id, info.message_id)
@@ -388,8 +399,10 @@ class Inbound:
                         "session belongs to another user", details={"reason": "user_mismatch"}
                     )
                 sessions, plaintext = decrypt_with_any(sessions, message.encrypted_content)
-            else:
-                raise RemoteProtocolError("group messages need a group (not supported yet)")
+            elif self.groups is not None:
+                plaintext = await self.groups.decrypt(tx, info, message)
+            else:  # pragma: no cover - the client always sets the group handler
+                raise RemoteProtocolError("group messages need a group handler")
             # The content repeats the routing fields; refuse it (rolling the session
             # back) if the clear ones were changed on the way.
             check_binding(info, decode_content(plaintext))
@@ -533,6 +546,8 @@ class Inbound:
         sender_id = wrapper.sender_id.lower()
         own = sender_id == core.user_id
         conversation = wrapper.recipient_id if own else sender_id
+        if self.groups is not None and self.groups.handles(wrapper, content):
+            return await self.groups.apply(entry, wrapper, content)
         kind = content_kind(content)
         now = core.now()
         stored = self._stored_message(entry, wrapper, content) if kind in _STORED_KINDS else None
@@ -547,9 +562,6 @@ class Inbound:
             return [] if own else [TypingChanged(user_id=sender_id, typing=typing.typing)]
         if kind == "receipt":
             return [] if own else await self._apply_receipt(entry, content, conversation)
-        if kind == "sender_key_distribution":
-            logger.info("event=ignored kind=sender_key_distribution sender=%s", sender_id)
-            return []
         if kind in ("edit", "delete"):
             return await self._apply_change(wrapper, content, conversation, sender_id)
         if kind == "reaction":

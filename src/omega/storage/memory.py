@@ -35,6 +35,7 @@ class _State:
     sessions: dict[bytes, bytes] = field(default_factory=dict)
     sender_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
     inbox: dict[str, InboxEntry] = field(default_factory=dict)  # insertion order = age
+    groups: dict[str, bytes] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -43,6 +44,7 @@ class _State:
             sessions=dict(self.sessions),
             sender_keys=dict(self.sender_keys),
             inbox=dict(self.inbox),
+            groups=dict(self.groups),
         )
 
 
@@ -113,6 +115,20 @@ class _MemoryTransaction(KeyStoreTransaction):
         check_message_ids(message_ids)
         inbox = self._live_state().inbox
         return sum(inbox.pop(message_id, None) is not None for message_id in set(message_ids))
+
+    async def load_group_state(self, group_id: str) -> bytes | None:
+        return self._live_state().groups.get(check_group_id(group_id))
+
+    async def save_group_state(self, group_id: str, state: bytes) -> None:
+        check_group_id(group_id)
+        self._live_state().groups[group_id] = check_value(state, "group state")
+
+    async def delete_group_state(self, group_id: str) -> bool:
+        check_group_id(group_id)
+        return self._live_state().groups.pop(group_id, None) is not None
+
+    async def group_state_ids(self) -> list[str]:
+        return sorted(self._live_state().groups)
 
 
 class MemoryKeyStore(KeyStore):
