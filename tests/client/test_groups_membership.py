@@ -208,7 +208,8 @@ async def test_a_restart_keeps_group_state() -> None:
             await alice.add_contact(str(bob.contact_uri), addresses=bob.addresses)
             assert bob_address != bob.addresses
             [kept] = bob.groups()
-            assert kept.group_id == group.group_id and kept.name == "Friends"
+            assert kept.group_id == group.group_id
+            assert kept.name == "Friends"
             got = await wait_until(
                 bob, of_type(GroupMessageReceived), lambda: group.send_text("after restart")
             )

@@ -194,7 +194,7 @@ class GroupInbound:
             raise InvalidGroupOperationError(
                 "malformed group id in an update", details={"reason": "group_id"}
             )
-        batch = encode_message(update.operations) if update.operations is not None else b""
+        batch = update.operations
         await self.groups.ensure_loaded(group_id)
         if group_id not in self.groups.sessions:
             return await self._invitation(sender_id, group_id, batch)

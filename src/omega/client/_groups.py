@@ -133,29 +133,27 @@ def is_group_entry(entry: OutboxEntry) -> bool:
 
 def chunked_updates(log: GroupLog, batch: bytes) -> list[GroupUpdate]:
     """``batch`` (an encoded ``GroupOperationBatch``) as GroupUpdates that each fit a content."""
-    operations = decode_message(GroupOperationBatch, batch, max_size=len(batch)).operations
     heads = list(log.state.heads)
-    updates: list[GroupUpdate] = []
-    chunk: list[SignedGroupOperation] = []
+    if len(batch) <= _UPDATE_CHUNK_BYTES:
+        return [GroupUpdate(group_id=log.group_id, operations=batch, heads=heads)]
+    operations = decode_message(GroupOperationBatch, batch, max_size=len(batch)).operations
+    chunks: list[list[SignedGroupOperation]] = [[]]
     size = 0
     for operation in operations:
-        length = len(encode_message(operation))
-        if chunk and size + length > _UPDATE_CHUNK_BYTES:
-            updates.append(_update(log.group_id, chunk, heads))
-            chunk, size = [], 0
-        chunk.append(operation)
-        size += length + 4
-    if chunk or not updates:
-        updates.append(_update(log.group_id, chunk, heads))
-    return updates
-
-
-def _update(
-    group_id: str, operations: list[SignedGroupOperation], heads: list[bytes]
-) -> GroupUpdate:
-    return GroupUpdate(
-        group_id=group_id, operations=GroupOperationBatch(operations=operations), heads=heads
-    )
+        length = len(encode_message(operation)) + 4
+        if chunks[-1] and size + length > _UPDATE_CHUNK_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(operation)
+        size += length
+    return [
+        GroupUpdate(
+            group_id=log.group_id,
+            operations=encode_message(GroupOperationBatch(operations=chunk)),
+            heads=heads,
+        )
+        for chunk in chunks
+    ]
 
 
 class Groups:

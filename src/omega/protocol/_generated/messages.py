@@ -1173,11 +1173,9 @@ class GroupUpdate(betterproto2.Message):
     the group (64 lowercase hex characters)
     """
 
-    operations: "GroupOperationBatch | None" = betterproto2.field(
-        2, betterproto2.TYPE_MESSAGE, optional=True
-    )
+    operations: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
     """
-    signed operations, parents first
+    encoded GroupOperationBatch: signed operations, parents first
     """
 
     heads: "list[bytes]" = betterproto2.field(3, betterproto2.TYPE_BYTES, repeated=True)
