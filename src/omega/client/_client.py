@@ -670,6 +670,12 @@ class Client:
         self._groups.require(group_id)
         return Group(self._groups, group_id.lower())
 
+    async def undelivered(self) -> int:
+        """How many outbox entries (one per message and device) have not left this device."""
+        async with self._core.db.transaction() as tx:
+            entries = await tx.pending_outbox()
+        return sum(entry.state is DeliveryState.PENDING for entry in entries)
+
     # -- history ------------------------------------------------------------------
     async def history(
         self, conversation_id: str, *, limit: int = 50, before: int | None = None
