@@ -44,6 +44,8 @@ TARGETS = (
     proto.SignedGroupOperation,
     proto.GroupOperationBatch,
     proto.GroupSessionState,
+    proto.GroupUpdate,
+    proto.GroupSyncRequest,
 )
 
 

@@ -60,6 +60,8 @@ WIRE_MESSAGES = [
     proto.SignedGroupOperation,
     proto.GroupOperationBatch,
     proto.GroupSessionState,
+    proto.GroupUpdate,
+    proto.GroupSyncRequest,
 ]
 
 
