@@ -93,7 +93,7 @@ class Group:
     ) -> StoredMessage | None:
         """Send ``content`` (or a text) to every member, encrypted once under our sender key.
 
-        Returns the stored message (None for reactions, edits and deletes).
+        Returns the stored message (None for edits and deletes).
         Raises :class:`~omega.errors.GroupPermissionError` when we may not
         post, :class:`~omega.errors.ConfigurationError` for invalid content.
         """
@@ -120,10 +120,12 @@ class Group:
         assert message is not None
         return message
 
-    async def react(self, message_id: str, emoji: str) -> None:
+    async def react(self, message_id: str, emoji: str) -> StoredMessage:
         """React to a group message (an empty ``emoji`` removes our reaction)."""
         reaction = ReactionContent(target_message_id=message_id, emoji=emoji)
-        await self.send(MessageContent(reaction=reaction))
+        stored = await self.send(MessageContent(reaction=reaction))
+        assert stored is not None
+        return stored
 
     async def edit(self, message_id: str, text: str) -> StoredMessage:
         """Replace the text of one of our group messages, for every member."""

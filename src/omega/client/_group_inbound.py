@@ -62,7 +62,7 @@ __all__ = ["GroupInbound"]
 
 logger = logging.getLogger("omega.client")
 
-_STORED_KINDS = frozenset({"text", "media", "location", "contact", "sticker"})
+_STORED_KINDS = frozenset({"text", "media", "location", "contact", "sticker", "reaction"})
 _MAX_HELD_GROUPS = 64
 _MAX_HELD_PER_GROUP = 512
 _MAX_CANDIDATES = 16
@@ -322,15 +322,6 @@ class GroupInbound:
                 return []
             if stored is not None and not await tx.add_message(stored):
                 return []
-        if stored is not None:
-            events: list[Event] = [
-                GroupMessageReceived(group_id=group_id, message=stored, content=content)
-            ]
-            if core.user_id in content.mentions and sender_id != core.user_id:
-                events.append(
-                    GroupMentioned(group_id=group_id, message=stored, sender_id=sender_id)
-                )
-            return events
         if kind == "reaction":
             assert content.reaction is not None
             return [
@@ -341,6 +332,15 @@ class GroupInbound:
                     emoji=content.reaction.emoji,
                 )
             ]
+        if stored is not None:
+            events: list[Event] = [
+                GroupMessageReceived(group_id=group_id, message=stored, content=content)
+            ]
+            if core.user_id in content.mentions and sender_id != core.user_id:
+                events.append(
+                    GroupMentioned(group_id=group_id, message=stored, sender_id=sender_id)
+                )
+            return events
         if kind in ("edit", "delete"):
             return await self._change(wrapper, content, group_id, sender_id)
         logger.info("event=ignored kind=%s group=%s", kind or "empty", group_id[:16])
@@ -423,7 +423,13 @@ def _stored(
         received_at=None if own else entry.received_at,
         content=wrapper.encrypted_content,
         text=searchable_text(content),
-        state=DeliveryState.SENT if own else DeliveryState.DELIVERED,
+        state=(
+            DeliveryState.SENT
+            if own
+            else DeliveryState.READ
+            if content_kind(content) == "reaction"
+            else DeliveryState.DELIVERED
+        ),
         reply_to=content.reply_to,
         expires_at=(
             wrapper.timestamp + content.ttl_seconds * 1000

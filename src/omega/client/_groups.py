@@ -401,8 +401,8 @@ class Groups:
     ) -> StoredMessage | None:
         """Encrypt ``content`` once and queue it for every member device.
 
-        Returns the history record (None for an edit, delete or reaction, which
-        change an existing message).
+        Returns the history record (None for an edit or a delete, which change an
+        existing message).
         """
         core = self.core
         group_id = group_id.lower()
@@ -426,7 +426,7 @@ class Groups:
             ciphertext = session.encrypt(data)
             members = [user_id for user_id in session.log.state.members if user_id != core.user_id]
         history: StoredMessage | None = None
-        if kind not in ("edit", "delete", "reaction"):
+        if kind not in ("edit", "delete"):
             history = StoredMessage(
                 message_id=message_id,
                 conversation_id=group_id,
@@ -439,7 +439,7 @@ class Groups:
                 text=searchable_text(content),
                 # Encrypted and in the persistent outbox; per-device delivery is tracked
                 # there and not aggregated into the message state (docs/groups.md).
-                state=DeliveryState.SENT,
+                state=DeliveryState.READ if kind == "reaction" else DeliveryState.SENT,
                 reply_to=content.reply_to,
                 expires_at=now + ttl_seconds * 1000 if ttl_seconds is not None else None,
             )
