@@ -17,7 +17,7 @@ from __future__ import annotations
 import anyio
 import pytest
 from client_helpers import World, of_type
-from group_helpers import eventually
+from group_client_helpers import eventually
 
 from omega.client import GroupJoined, GroupMessageReceived
 from omega.crypto import Identity, PrekeyStore

@@ -5,9 +5,10 @@ from __future__ import annotations
 import anyio
 import pytest
 from client_helpers import World, of_type
-from group_helpers import Trio, eventually, ready, trio, wait_until
+from group_client_helpers import Trio, eventually, ready, trio, wait_until
 
 from omega.client import (
+    ContactDevicesChanged,
     GroupJoined,
     GroupMemberAdded,
     GroupMemberLeft,
@@ -226,3 +227,28 @@ async def _texts_are(client, group_id, expected):  # type: ignore[no-untyped-def
 
 
 _ = (GroupMemberAdded, MessageRefused, GroupSession, anyio)
+
+
+async def test_a_revoked_member_device_makes_everyone_rotate() -> None:
+    async with trio() as t:
+        group_id = t.group.group_id
+        before = t.alice._groups.sessions[group_id].outbound.key_id
+        # Bob's device list lost a device: Alice's client rotates her key in their groups.
+        await t.alice._core.emit(
+            ContactDevicesChanged(user_id=t.bob.user_id, added=(), removed=("gone",), held=False)
+        )
+        after = t.alice._groups.sessions[group_id].outbound.key_id
+        assert after != before
+        await eventually(
+            lambda: (
+                after
+                in t.bob._groups.sessions[group_id]
+                ._inbound[t.alice.identity.device.device_key][1]
+                .key_ids
+            )
+        )
+        got = await wait_until(
+            t.carol, of_type(GroupMessageReceived), lambda: t.group.send_text("k")
+        )
+        assert isinstance(got, GroupMessageReceived)
+        assert await t.alice._groups.rotate_sender_keys(["0" * 64]) == 0

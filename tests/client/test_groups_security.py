@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from client_helpers import of_type
-from group_helpers import Trio, eventually, trio, wait_until
+from group_client_helpers import Trio, eventually, trio, wait_until
 
 from omega.client import Client, GroupMessageReceived, GroupOperationRefused, MessageRefused
 from omega.crypto import Identity, OutboundSenderKey

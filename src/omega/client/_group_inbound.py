@@ -93,7 +93,9 @@ class GroupInbound:
         member who may not post, and what decryption raises; nothing changes then.
         """
         group_id = info.recipient_id
-        session = self.groups.sessions.get(group_id) if is_group_id(group_id) else None
+        session = None
+        if is_group_id(group_id):
+            session = self.groups.sessions.get(group_id) or await self.groups.reload(tx, group_id)
         if session is None:
             raise UnknownSenderKeyError(
                 "a message for a group we are not in (yet)", details={"key_id": None}
@@ -112,6 +114,7 @@ class GroupInbound:
         except BaseException:
             await self.groups.reload(tx, group_id)
             raise
+        self.groups.dirty = {group_id}  # until this transaction is known to have committed
         await tx.save_group_state(group_id, session.to_bytes())
         return plaintext
 

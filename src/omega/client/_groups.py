@@ -39,7 +39,7 @@ from omega.client._group_events import (
     GroupRoleChanged,
     GroupUpdated,
 )
-from omega.client.events import Event
+from omega.client.events import ContactDevicesChanged, Event
 from omega.errors import (
     ConfigurationError,
     GroupPermissionError,
@@ -163,6 +163,10 @@ class Groups:
         self.core = core
         self.config = config or GroupConfig()
         self.sessions: dict[str, GroupSession] = {}
+        self.dirty: set[str] = set()
+        """Groups whose cached session changed in a key-store transaction not yet known
+        to have committed (see :meth:`reload_dirty`)."""
+        core.add_handler(ContactDevicesChanged, self._devices_changed)  # type: ignore[arg-type]
 
     # -- state ----------------------------------------------------------------------
     async def load(self) -> None:
@@ -185,9 +189,12 @@ class Groups:
         self.sessions[group_id] = session
         return session
 
-    def forget_uncommitted(self) -> None:
-        """Drop every cached session: a key-store commit failed, read them again when used."""
-        self.sessions.clear()
+    async def reload_dirty(self) -> None:
+        """A key-store commit failed: read the sessions it may have changed back."""
+        dirty, self.dirty = self.dirty, set()
+        async with self.core.keys.transaction() as tx:
+            for group_id in dirty:
+                await self.reload(tx, group_id)
 
     async def ensure_loaded(self, group_id: str) -> None:
         """Reload ``group_id`` if the cache lost it (after :meth:`forget_uncommitted`)."""
@@ -346,6 +353,42 @@ class Groups:
         accepted = [OperationAccepted(operation=verify_operation(operation))]
         await self.report(group_id, before, after, accepted)
         return after
+
+    # -- devices ----------------------------------------------------------------------
+    async def rotate_sender_keys(self, group_ids: Iterable[str] | None = None) -> int:
+        """Rotate our sender key in these groups (all we are a member of by default) and
+        send the new distribution to every member device; returns how many rotated.
+
+        The hook for device changes: after a device (ours or a member's) is
+        revoked, what we send next is under a key it never got. Messages in
+        flight under the previous key still open for the others.
+        """
+        rotated = 0
+        for group_id in list(group_ids if group_ids is not None else self.sessions):
+            session = self.sessions.get(group_id)
+            if session is None or not session.log.state.is_member(self.core.user_id):
+                continue
+            async with self.changing(group_id) as (_, session):
+                distribution = session.outbound.rotate(rng=self.core.rng)
+            others = sorted(set(session.log.state.members) - {self.core.user_id})
+            await self.send_distribution(session, others, distribution)
+            for device_key in self.core.own_other_devices():
+                await self.send_distribution(
+                    session, [self.core.user_id], distribution, devices=[device_key]
+                )
+            rotated += 1
+        return rotated
+
+    async def _devices_changed(self, event: ContactDevicesChanged) -> None:
+        """A member revoked (or dropped) a device: rotate where that member is one of us."""
+        if not event.removed:
+            return
+        shared = [
+            group_id
+            for group_id, session in self.sessions.items()
+            if session.log.state.is_member(event.user_id)
+        ]
+        await self.rotate_sender_keys(shared)
 
     # -- sending ----------------------------------------------------------------------
     async def send_pairwise(

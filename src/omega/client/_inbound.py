@@ -11,6 +11,7 @@ sending device and message id).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hmac
@@ -298,7 +299,8 @@ class Inbound:
         except StorageError as exc:
             logger.error("event=inbox_write_failed error=%s", exc.code)
             if self.groups is not None:
-                self.groups.groups.forget_uncommitted()
+                with contextlib.suppress(StorageError):  # read again at the next use
+                    await self.groups.groups.reload_dirty()
             return Receipt.RETRY
         except OmegaError as exc:
             await self._refused(exc, info.sender_id, info.message_id)
