@@ -154,25 +154,26 @@ async def test_an_offline_member_catches_up_through_the_store() -> None:
     world = World(store=MemoryStoreServer())
     bob_keys, bob_db = MemoryKeyStore(), MemoryMessageStore()
     bob_identity = world.identity("Bob")
-    async with world.client(world.identity("Alice")) as alice:
-        async with world.client(world.identity("Carol")) as carol:
-            async with world.client(bob_identity, key_store=bob_keys, message_store=bob_db) as bob:
-                for friend in (bob, carol):
-                    await alice.add_contact(str(friend.contact_uri), addresses=friend.addresses)
-                    await friend.add_contact(str(alice.contact_uri), addresses=alice.addresses)
-                group = await alice.create_group("Friends", [bob.user_id, carol.user_id])
-                t = Trio(world=world, alice=alice, bob=bob, carol=carol, group=group)
-                await ready(t)
-            # Bob is offline: Carol is removed and Alice writes.
-            await group.remove(carol.user_id)
-            await group.send_text("while bob was away")
-            async with world.client(bob_identity, key_store=bob_keys, message_store=bob_db) as bob:
-                assert bob.group(group.group_id).state.is_member(carol.user_id)  # restarted
-                await eventually(
-                    lambda: not bob.group(group.group_id).state.is_member(carol.user_id)
-                )
-                await eventually(lambda: _texts_are(bob, group.group_id, ["while bob was away"]))
-                assert bob.group(group.group_id).state.heads == group.state.heads
+    alice_client, carol_client = (
+        world.client(world.identity("Alice")),
+        world.client(world.identity("Carol")),
+    )
+    async with alice_client as alice, carol_client as carol:
+        async with world.client(bob_identity, key_store=bob_keys, message_store=bob_db) as bob:
+            for friend in (bob, carol):
+                await alice.add_contact(str(friend.contact_uri), addresses=friend.addresses)
+                await friend.add_contact(str(alice.contact_uri), addresses=alice.addresses)
+            group = await alice.create_group("Friends", [bob.user_id, carol.user_id])
+            t = Trio(world=world, alice=alice, bob=bob, carol=carol, group=group)
+            await ready(t)
+        # Bob is offline: Carol is removed and Alice writes.
+        await group.remove(carol.user_id)
+        await group.send_text("while bob was away")
+        async with world.client(bob_identity, key_store=bob_keys, message_store=bob_db) as bob:
+            assert bob.group(group.group_id).state.is_member(carol.user_id)  # restarted
+            await eventually(lambda: not bob.group(group.group_id).state.is_member(carol.user_id))
+            await eventually(lambda: _texts_are(bob, group.group_id, ["while bob was away"]))
+            assert bob.group(group.group_id).state.heads == group.state.heads
 
 
 async def test_a_member_missing_operations_asks_for_them() -> None:
