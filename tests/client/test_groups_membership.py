@@ -18,6 +18,7 @@ from omega.client import (
     GroupRoleChanged,
     MessageRefused,
 )
+from omega.client._group_parts import chunked_updates
 from omega.client._inbound import Receipt
 from omega.errors import GroupPermissionError, UnknownSenderKeyError
 from omega.groups import GroupSession
@@ -253,3 +254,19 @@ async def test_a_revoked_member_device_makes_everyone_rotate() -> None:
         )
         assert isinstance(got, GroupMessageReceived)
         assert await t.alice._groups.rotate_sender_keys(["0" * 64]) == 0
+
+
+async def test_a_long_log_reaches_a_new_member_in_several_updates() -> None:
+    async with trio() as t:
+        group_id = t.group.group_id
+        async with t.alice._groups.changing(group_id) as (_, session):
+            for index in range(700):  # about 250 KB of operations: more than one update
+                session.log.rename(t.alice.identity.device, f"n{index}", now=index)
+        assert len(chunked_updates(session.log, session.log.export())) > 1
+        async with t.world.client(t.world.identity("Dave")) as dave:
+            await t.alice.add_contact(str(dave.contact_uri), addresses=dave.addresses)
+            await dave.add_contact(str(t.alice.contact_uri), addresses=t.alice.addresses)
+            joined = await wait_until(dave, of_type(GroupJoined), lambda: t.group.add(dave.user_id))
+            assert isinstance(joined, GroupJoined)
+            assert joined.state.name == "n699"
+            assert dave.group(group_id).state.heads == t.group.state.heads

@@ -27,13 +27,8 @@ from omega.client._group_events import (
     GroupMessageReceived,
     GroupOperationRefused,
 )
-from omega.client._groups import (
-    GROUP_CONTENT_KINDS,
-    Groups,
-    chunked_updates,
-    client_events,
-    is_group_id,
-)
+from omega.client._group_parts import chunked_updates, client_events, is_group_id
+from omega.client._groups import GROUP_CONTENT_KINDS, Groups
 from omega.client.events import Event, MessageDeleted, MessageEdited, ReactionReceived
 from omega.crypto.sender_keys import read_sender_key_distribution
 from omega.errors import (

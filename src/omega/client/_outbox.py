@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from omega.client._core import Core, identity_key_of
-from omega.client._groups import is_group_entry, readdress
+from omega.client._group_parts import is_group_entry, readdress
 from omega.client._links import Links
 from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import DeliveryStateChanged
