@@ -270,3 +270,29 @@ async def test_a_long_log_reaches_a_new_member_in_several_updates() -> None:
             assert isinstance(joined, GroupJoined)
             assert joined.state.name == "n699"
             assert dave.group(group_id).state.heads == t.group.state.heads
+
+
+async def test_a_message_ahead_of_its_sender_key_waits_in_the_store() -> None:
+    async with trio() as t:
+        group_id = t.group.group_id
+        alice = t.alice._groups
+        async with alice.changing(group_id) as (_, session):
+            distribution = session.outbound.rotate(rng=t.alice._core.rng)
+        message_id, now = t.alice._core.new_message_id(), t.alice._core.now()
+        ciphertext = session.outbound.encrypt(_bound(t, "early bird", message_id, now))
+        bob_device = t.bob.identity.device.device_key
+        frame = alice.envelope(group_id, message_id, bob_device, now, ciphertext)
+        assert t.world.store is not None
+        # The message reaches Bob's mailbox before the distribution of the key it is under:
+        # Bob leaves it there, and reads it once the distribution arrived.
+        received = t.bob._core.subscribe(100)
+        await t.world.store.client().deposit(bob_device, message_id, frame)
+        await anyio.sleep(0.3)
+        assert await t.of(t.bob).history() == []
+        await alice.send_distribution(session, [t.bob.user_id], distribution)
+        async with received:
+            with anyio.fail_after(10):
+                async for event in received:
+                    if isinstance(event, GroupMessageReceived):
+                        assert event.message.text == "early bird"
+                        break

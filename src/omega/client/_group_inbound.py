@@ -61,7 +61,8 @@ _STORED_KINDS = frozenset({"text", "media", "location", "contact", "sticker", "r
 _MAX_HELD_GROUPS = 64
 _MAX_HELD_PER_GROUP = 512
 _MAX_CANDIDATES = 16
-_MAX_RETRIES = 30
+_RETRY_FOR_MS = 5 * 60_000
+_ASK_AFTER_MS = 30_000
 _SYNC_INTERVAL_MS = 5_000
 
 
@@ -118,20 +119,27 @@ class GroupInbound:
 
         Its distribution may still be on the way (another path, or the log
         that makes the sender a member): the sender's outbox or the store
-        delivers it again. After ``_MAX_RETRIES`` tries, or for a stale key,
-        it is refused. Each time, the sender is asked (at most every 5 s) for
-        what we miss and its current sender key.
+        delivers it again. Five minutes after it first arrived, or at once for a
+        stale key, it is refused. From 30 s on, the sender is asked (at most
+        every 5 s) for its current sender key: that opens its next messages.
         """
         if isinstance(exc, StaleSenderKeyError):
             return False
         key = (info.sender_device_key, info.message_id)
-        tries = self._retries.pop(key, 0) + 1
-        if tries > _MAX_RETRIES:
+        now = self.core.now()
+        first = self._retries.pop(key, now)
+        if now - first > _RETRY_FOR_MS:
             return False
-        self._retries[key] = tries
+        self._retries[key] = first
         while len(self._retries) > 4096:
             self._retries.popitem(last=False)
-        if is_group_id(info.recipient_id) and info.recipient_id in self.groups.sessions:
+        if (
+            now - first >= _ASK_AFTER_MS
+            and is_group_id(info.recipient_id)
+            and info.recipient_id in self.groups.sessions
+        ):
+            # The distribution looks lost. A fresh one starts at the sender's next message
+            # (a chain never rewinds): this one stays unreadable, the next ones will not.
             await self._ask(info.recipient_id, info.sender_id, info.sender_device_key, key=True)
         return True
 
