@@ -61,6 +61,7 @@ _STORED_KINDS = frozenset({"text", "media", "location", "contact", "sticker", "r
 _MAX_HELD_GROUPS = 64
 _MAX_HELD_PER_GROUP = 512
 _MAX_CANDIDATES = 16
+_MAX_CANDIDATE_OPERATIONS = 4096  # bounds the memory of logs not (yet) listing us: ~1.5 MB each
 _RETRY_FOR_MS = 5 * 60_000
 _ASK_AFTER_MS = 30_000
 _SYNC_INTERVAL_MS = 5_000
@@ -242,6 +243,11 @@ class GroupInbound:
             log_events = candidate.receive_batch(batch)
         state = candidate.state
         if not (state.is_member(core.user_id) and state.is_member(sender_id)):
+            if state.operation_count + candidate.pending_count > _MAX_CANDIDATE_OPERATIONS:
+                raise InvalidGroupOperationError(
+                    "an invitation that never lists us grows too long",
+                    details={"reason": "capacity"},
+                )
             self._candidates[group_id] = candidate
             while len(self._candidates) > _MAX_CANDIDATES:
                 self._candidates.popitem(last=False)
