@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 from client_helpers import of_type
 from group_client_helpers import Trio, eventually, trio, wait_until
 
 from omega.client import Client, GroupMessageReceived, GroupOperationRefused, MessageRefused
+from omega.client._inbound import Receipt
 from omega.crypto import Identity, OutboundSenderKey
 from omega.errors import GroupPermissionError, UnknownGroupError
 from omega.groups import GROUP_OPERATION_VERSION
 from omega.groups._operations import sign_operation
 from omega.protocol import (
+    DeleteContent,
+    DeleteScope,
+    EditContent,
     EncryptionKind,
+    Frame,
     GroupOperation,
     GroupOperationBatch,
     GroupRemoveMember,
     GroupRename,
     GroupSetRole,
+    GroupSyncRequest,
     GroupUpdate,
     MemberRole,
     MessageContent,
@@ -184,3 +191,123 @@ async def test_the_member_limit_holds() -> None:
         # Adding the 257th member to a full group: tests/client/test_groups_fanout.py.
         with pytest.raises(UnknownGroupError):
             t.alice.group("0" * 64)
+
+
+async def test_forged_and_misaddressed_group_traffic_is_refused() -> None:
+    async with trio() as t:
+        group_id = t.group.group_id
+        session = t.alice._groups.sessions[group_id]
+        message_id, now = t.alice._core.new_message_id(), t.alice._core.now()
+        content = bind_content(
+            MessageContent(text=TextContent(text="forged")),
+            message_id=message_id,
+            timestamp=now,
+            conversation_id=group_id,
+        )
+        ciphertext = bytearray(session.outbound.encrypt(encode_content(content)))
+        ciphertext[-1] ^= 1  # the sender key's signature no longer verifies
+        bob_device = t.bob.identity.device.device_key
+        envelope = decode_message(
+            Frame,
+            t.alice._groups.envelope(group_id, message_id, bob_device, now, bytes(ciphertext)),
+        ).message
+        assert envelope is not None
+        refused = await wait_until(
+            t.bob,
+            of_type(MessageRefused),
+            lambda: t.bob._inbound.receive_envelope(envelope, connection=None),
+        )
+        assert isinstance(refused, MessageRefused)
+        assert refused.code == "invalid_envelope"
+        # A group we are not in: left unacknowledged, refused five minutes later.
+        unknown = decode_message(
+            Frame,
+            t.alice._groups.envelope("f" * 64, message_id, bob_device, now, bytes(ciphertext)),
+        ).message
+        assert unknown is not None
+        assert await t.bob._inbound.receive_envelope(unknown, connection=None) is Receipt.RETRY
+        t.world.frozen_at = t.world.wall_clock() + 6 * 60_000
+        assert await t.bob._inbound.receive_envelope(unknown, connection=None) is Receipt.REFUSED
+        # Updates naming a malformed group, or another group's log, change nothing.
+        bad = GroupUpdate(group_id="not-a-group", operations=b"", heads=[])
+        refusal = await wait_until(
+            t.bob,
+            of_type(GroupOperationRefused),
+            lambda: t.alice._core.queue(t.bob.user_id, MessageContent(group_update=bad)),
+        )
+        assert isinstance(refusal, GroupOperationRefused)
+        other = t.alice._groups.sessions[group_id].log.export()
+        wrong = GroupUpdate(group_id="e" * 64, operations=other, heads=[])
+        refusal = await wait_until(
+            t.bob,
+            of_type(GroupOperationRefused),
+            lambda: t.alice._core.queue(t.bob.user_id, MessageContent(group_update=wrong)),
+        )
+        assert isinstance(refusal, GroupOperationRefused)
+        assert [g.group_id for g in t.bob.groups()] == [group_id]
+
+
+async def test_a_lost_sender_key_is_asked_for_after_a_while() -> None:
+    async with trio() as t:
+        group_id = t.group.group_id
+        alice = t.alice._groups
+        async with alice.changing(group_id) as (_, session):
+            session.outbound.rotate(rng=t.alice._core.rng)  # its distribution is "lost"
+        message_id, now = t.alice._core.new_message_id(), t.alice._core.now()
+        content = bind_content(
+            MessageContent(text=TextContent(text="lost")),
+            message_id=message_id,
+            timestamp=now,
+            conversation_id=group_id,
+        )
+        ciphertext = session.outbound.encrypt(encode_content(content))
+        bob_device = t.bob.identity.device.device_key
+        envelope = decode_message(
+            Frame, alice.envelope(group_id, message_id, bob_device, now, ciphertext)
+        ).message
+        assert envelope is not None
+        assert await t.bob._inbound.receive_envelope(envelope, connection=None) is Receipt.RETRY
+        t.world.frozen_at = t.world.wall_clock() + 31_000
+        assert await t.bob._inbound.receive_envelope(envelope, connection=None) is Receipt.RETRY
+        # Alice answers with her current key: Bob reads her next message, not the lost one.
+        await eventually(lambda: _bob_has_new_alice_key(t))
+        got = await wait_until(
+            t.bob, of_type(GroupMessageReceived), lambda: t.group.send_text("next")
+        )
+        assert isinstance(got, GroupMessageReceived)
+        assert got.message.text == "next"
+
+
+async def test_members_may_not_edit_or_delete_others_messages() -> None:
+    async with trio() as t:
+        first = await wait_until(
+            t.carol, of_type(GroupMessageReceived), lambda: t.group.send_text("alice wrote")
+        )
+        assert isinstance(first, GroupMessageReceived)
+        target = first.message.message_id
+        await eventually(lambda: _bob_has(t, target))
+        bob_group = t.of(t.bob)
+        edit = MessageContent(
+            edit=EditContent(target_message_id=target, text=TextContent(text="x"))
+        )
+        refused = await wait_until(t.carol, of_type(MessageRefused), lambda: bob_group.send(edit))
+        assert isinstance(refused, MessageRefused)
+        delete = MessageContent(
+            delete=DeleteContent(target_message_id=target, scope=DeleteScope.FOR_EVERYONE)
+        )
+        refused = await wait_until(t.carol, of_type(MessageRefused), lambda: bob_group.send(delete))
+        assert isinstance(refused, MessageRefused)
+        [kept] = await t.of(t.carol).history()
+        assert kept.text == "alice wrote"
+        assert not kept.deleted
+        # A sync request from someone who is not a member is ignored.
+        async with t.world.client(t.world.identity("Mallory")) as mallory:
+            await mallory.add_contact(str(t.alice.contact_uri), addresses=t.alice.addresses)
+            request = GroupSyncRequest(group_id=t.group.group_id, heads=[], sender_key=True)
+            await mallory._core.queue(t.alice.user_id, MessageContent(group_sync=request))
+            await anyio.sleep(0.3)
+        assert t.of(t.alice).state.is_member(t.bob.user_id)
+
+
+async def _bob_has(t: Trio, message_id: str) -> bool:
+    return any(m.message_id == message_id for m in await t.of(t.bob).history())
