@@ -59,3 +59,28 @@ def test_chat_in_a_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert "Group Team" in text
     assert "me: hi team" in text
     assert run(alice, "chat", "bob", "--group", "team")[0] == 1
+
+
+def test_roles_leaving_and_naming_groups(tmp_path: Path) -> None:
+    alice, bob = tmp_path / "alice", tmp_path / "bob"
+    create(alice, "Alice")
+    bob_uri = create(bob, "Bob")
+    run(alice, "contact", "add", bob_uri)
+    assert "No groups yet" in run(alice, "group", "list")[1]
+    for name in ("Team", "Team B"):
+        status, created = run(alice, "group", "create", name, "bob", "--wait", "0")
+        assert status == 0, created
+        assert "still queued" in created
+    assert (
+        "Bob is now admin in Team."
+        in run(alice, "group", "promote", "team", "bob", "--wait", "0")[1]
+    )
+    assert (
+        "Bob is now member in Team."
+        in run(alice, "group", "demote", "team", "bob", "--wait", "0")[1]
+    )
+    assert run(alice, "group", "send", "te", "ambiguous")[0] == 1
+    assert run(alice, "group", "send", "team", "x", "--wait", "-1")[0] == 1
+    status, left = run(alice, "group", "leave", "team b", "--wait", "0")
+    assert "You left Team B." in left
+    assert "[you are no longer a member]" in run(alice, "group", "list")[1]
