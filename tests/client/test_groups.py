@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from client_helpers import of_type
 from group_client_helpers import eventually, trio, wait_until
@@ -14,8 +16,20 @@ from omega.client import (
     MessageExpired,
     ReactionReceived,
 )
+from omega.client._core import identity_key_of
+from omega.client._group_parts import is_group_entry, readdress
 from omega.errors import ConfigurationError, GroupPermissionError
-from omega.protocol import LocationContent, MessageContent, TypingContent
+from omega.protocol import (
+    Frame,
+    LocationContent,
+    MessageContent,
+    TextContent,
+    TypingContent,
+    decode_message,
+)
+from omega.session.content import encode_content
+from omega.session.envelope import bind_content
+from omega.storage.message_base import OutboxEntry
 
 pytestmark = pytest.mark.anyio
 
@@ -138,3 +152,34 @@ async def _has(client, group_id, message_id):  # type: ignore[no-untyped-def]
 async def _deleted(client, group_id, message_id):  # type: ignore[no-untyped-def]
     history = await client.group(group_id).history()
     return any(m.message_id == message_id and m.deleted for m in history)
+
+
+async def test_a_group_frame_is_readdressed_for_each_device_of_a_member() -> None:
+    async with trio() as t:
+        groups = t.alice._groups
+        group_id = t.group.group_id
+        placeholder = identity_key_of(t.bob.user_id)
+        frame = groups.envelope(group_id, "m-1", placeholder, 5, b"same ciphertext")
+        moved = decode_message(Frame, readdress(frame, t.bob.identity.device.device_key))
+        assert moved.message is not None
+        assert moved.message.recipient_device_key == t.bob.identity.device.device_key
+        assert moved.message.encrypted_content == b"same ciphertext"
+        content = encode_content(
+            bind_content(
+                MessageContent(text=TextContent(text="x")),
+                message_id="m-1",
+                timestamp=5,
+                conversation_id=group_id,
+            )
+        )
+        entry = OutboxEntry(
+            message_id="m-1",
+            recipient_id=t.bob.user_id,
+            recipient_device_key=placeholder,
+            content=content,
+            ciphertext=frame,
+            created_at=5,
+            expires_at=10,
+        )
+        assert is_group_entry(entry)
+        assert not is_group_entry(dataclasses.replace(entry, ciphertext=None))
