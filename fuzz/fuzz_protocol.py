@@ -54,6 +54,8 @@ TARGETS = (
     proto.LinkProvision,
     proto.LinkFinished,
     proto.SyncedMessage,
+    proto.GroupUpdate,
+    proto.GroupSyncRequest,
 )
 
 

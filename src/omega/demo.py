@@ -13,7 +13,9 @@ secure channel. The transcript shows:
    states, a reply, a reaction and an edit;
 4. a message to Carol while she is offline, deposited in the store as
    ciphertext, fetched and acknowledged when she comes back;
-5. what the store server saw.
+5. what the store server saw;
+6. a group of the three: one message encrypted once for everyone, then
+   Carol removed, and what is sent afterwards out of her reach.
 
 Every step checks its result; a step that fails stops the tour with
 :class:`DemoFailedError` (exit status 1), never a traceback.
@@ -39,6 +41,9 @@ from omega.client import (
     DataDir,
     DeliveryStateChanged,
     Event,
+    GroupJoined,
+    GroupMemberRemoved,
+    GroupMessageReceived,
     MessageEdited,
     MessageReceived,
     ReactionReceived,
@@ -136,9 +141,10 @@ async def _tour(say: _Printer, root: Path, qr: bool) -> None:
         say.item("prekey bundles published on the store server's key directory")
         await _meet(say, alice, bob, qr)
         await _conversation(say, alice, bob)
-        await _offline_delivery(
+        carol = await _offline_delivery(
             say, alice, people["Carol"], open_client=open_client, stack=stack, service=service
         )
+        await _group(say, alice, bob, carol)
 
 
 def _create_person(directory: Path, name: str) -> Identity:
@@ -252,7 +258,7 @@ async def _offline_delivery(
     open_client: Callable[[str], Awaitable[Client]],
     stack: AsyncExitStack,
     service: StoreService,
-) -> None:
+) -> Client:
     say.step("Carol is offline: Alice's message waits in the store, encrypted")
     first = await open_client("Carol")
     async with first:  # Carol was online once: her keys are on the key directory
@@ -272,6 +278,33 @@ async def _offline_delivery(
     await _until(lambda: _state_is(alice, carol.user_id, late.message_id, DeliveryState.DELIVERED))
     _check(await _stored_count(service, carol) == 0, "the store deleted what Carol acknowledged")
     say.item("fetched with a signed, single-use challenge; deleted once acknowledged")
+    return carol_client
+
+
+async def _group(say: _Printer, alice: Client, bob: Client, carol: Client) -> None:
+    say.step("A group: Alice creates 'Lunch' with Bob and Carol (Sender Keys, signed log)")
+    group = await alice.create_group("Lunch", [bob.user_id, carol.user_id])
+    say.item(f"group id {group.group_id[:16]}…: {len(group.members)} members, Alice owns it")
+    first = await group.send_text("Lunch at noon, all three of us?")
+    for client in (bob, carol):
+        await _until(lambda client=client: _has(client, group.group_id, first.message_id))  # type: ignore[misc]
+    say.item("encrypted once with Alice's sender key; the same ciphertext went to each device")
+
+    say.step("Alice removes Carol: the others rotate their sender keys")
+    await group.remove(carol.user_id)
+    await _until(lambda: _not_member(carol, group.group_id))
+    _check(group.state.epoch == 1, "the removal moved the group to a new key epoch")
+    after = await group.send_text("Carol cannot read this one")
+    await _until(lambda: _has(bob, group.group_id, after.message_id))
+    _check(
+        not await _has(carol, group.group_id, after.message_id),
+        "the removed member got nothing she can read",
+    )
+    say.item("Bob reads the new message; Carol got neither it nor the new sender keys")
+
+
+async def _not_member(client: Client, group_id: str) -> bool:
+    return not client.group(group_id).is_member
 
 
 def _narrate(say: _Printer, client: Client, name: str) -> None:
@@ -280,6 +313,12 @@ def _narrate(say: _Printer, client: Client, name: str) -> None:
         if isinstance(event, MessageReceived):
             reply = " (a reply)" if event.message.reply_to else ""
             say.item(f"{name} received: {event.message.text!r}{reply}")
+        elif isinstance(event, GroupMessageReceived):
+            say.item(f"{name} received in the group: {event.message.text!r}")
+        elif isinstance(event, GroupJoined):
+            say.item(f"{name} joined the group {event.state.name!r}")
+        elif isinstance(event, GroupMemberRemoved) and event.user_id == client.user_id:
+            say.item(f"{name} learns she was removed from the group")
         elif isinstance(event, DeliveryStateChanged):
             say.item(f"{name}'s message {event.message_id[:8]} is {event.state.value}")
         elif isinstance(event, ReactionReceived):

@@ -33,7 +33,8 @@ or pick the branch it cares about::
     ├── ProtocolError               a protocol rule was broken
     │   ├── LocalProtocolError      ... by our caller (wrong state, bad command)
     │   │   ├── UnknownContactError  the user is not a contact (or is blocked)
-    │   │   └── GroupPermissionError the local member may not make that group change
+    │   │   ├── GroupPermissionError the local member may not make that group change
+    │   │   └── UnknownGroupError    the client is not in that group
     │   └── RemoteProtocolError     ... by the remote peer
     │       ├── DuplicateMessageError        a message's key is spent (replay)
     │       ├── TooManySkippedMessagesError  a message skips too many keys
@@ -131,6 +132,7 @@ __all__ = [
     "TransportTimeoutError",
     "UnauthorizedGroupOperationError",
     "UnknownContactError",
+    "UnknownGroupError",
     "UnknownPrekeyError",
     "UnknownSenderKeyError",
     "WrongPassphraseError",
@@ -410,6 +412,15 @@ class GroupPermissionError(LocalProtocolError):
     """
 
     code = "group_permission_denied"
+
+
+class UnknownGroupError(LocalProtocolError):
+    """The client holds no group with that id (never joined, or its state is gone).
+
+    ``details["group_id"]`` names the group.
+    """
+
+    code = "unknown_group"
 
 
 class InvalidGroupOperationError(RemoteProtocolError):

@@ -17,6 +17,7 @@ EXPECTED = [
     None,  # prints the safety number: checked below
     "Alice's message is read",
     "Sent while you were away",
+    "{'Bob': ['Lunch at noon?', 'Just Bob and me now'], 'Carol': ['Lunch at noon?']}",
 ]
 
 

@@ -70,6 +70,8 @@ WIRE_MESSAGES = [
     proto.LinkProvision,
     proto.LinkFinished,
     proto.SyncedMessage,
+    proto.GroupUpdate,
+    proto.GroupSyncRequest,
 ]
 
 

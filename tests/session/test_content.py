@@ -18,6 +18,8 @@ from omega.protocol import (
     DeleteContent,
     DeleteScope,
     EditContent,
+    GroupSyncRequest,
+    GroupUpdate,
     LocationContent,
     MediaContent,
     MessageContent,
@@ -89,6 +91,12 @@ SAMPLES: dict[str, Callable[[], MessageContent]] = {
         sender_key_distribution=SenderKeyDistribution(
             version=1, group_id="g", key_id=7, chain_key=bytes(32), signature_key=bytes(32)
         )
+    ),
+    "group_update": lambda: MessageContent(
+        group_update=GroupUpdate(group_id="a" * 64, operations=b"\x0a\x00", heads=[bytes(32)])
+    ),
+    "group_sync": lambda: MessageContent(
+        group_sync=GroupSyncRequest(group_id="a" * 64, heads=[bytes(32)], sender_key=True)
     ),
     "sync": lambda: MessageContent(
         sync=SyncContent(updates=[SyncUpdate(document="settings", update=b"\x00\x00")])
@@ -481,6 +489,8 @@ SEARCH_TEXT = {
     "receipt": "",
     "typing": "",
     "sender_key_distribution": "",
+    "group_update": "",
+    "group_sync": "",
     "sync": "",
 }
 

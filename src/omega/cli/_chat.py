@@ -33,7 +33,7 @@ from omega.cli._common import (
     resolve_message_id,
     short_id,
 )
-from omega.errors import OmegaError
+from omega.errors import ConfigurationError, OmegaError
 
 if TYPE_CHECKING:
     from anyio.abc import ObjectSendStream
@@ -69,7 +69,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "delivery ticks appear as they arrive. Shown messages are marked read. "
         "/help lists the commands.",
     )
-    chat.add_argument("user", metavar="USER", help="a user id or a unique name prefix")
+    chat.add_argument("user", metavar="USER", nargs="?", help="a user id or a unique name prefix")
+    chat.add_argument(
+        "--group", default=None, metavar="GROUP", help="chat in a group instead (see `omega group`)"
+    )
     add_listen_options(chat, default=(DEFAULT_LISTEN,))
     add_client_options(chat)
     chat.set_defaults(handler=cmd_chat)
@@ -154,9 +157,8 @@ async def run_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
     lines_send, lines_receive = anyio.create_memory_object_stream[str | None](16)
     with EventQueue() as events, lines_send, lines_receive:
         async with open_client(args, online=True, on_event=events) as client:
-            contact = await resolve_contact(client, args.user)
             screen = Screen(out, interactive=interactive)
-            chat = _Chat(client, contact, screen)
+            chat = await _open_chat(client, args, screen)
             await chat.open()
             prompting = screen.prompting if interactive else None
             reader = threading.Thread(
@@ -175,6 +177,18 @@ async def run_chat(args: argparse.Namespace, out: TextIO, stdin: TextIO) -> int:
             screen.close()
     print("Bye.", file=out, flush=True)
     return 0
+
+
+async def _open_chat(client: Client, args: argparse.Namespace, screen: Screen) -> _Chat:
+    """The chat with the contact USER, or in the group ``--group``."""
+    if (args.user is None) == (args.group is None):
+        raise ConfigurationError("name a contact (USER) or a group (--group GROUP), not both")
+    if args.group is not None:
+        from omega.cli._group_chat import GroupChat
+        from omega.cli._group_commands import resolve_group
+
+        return GroupChat(client, resolve_group(client, args.group), screen)
+    return _Chat(client, await resolve_contact(client, args.user), screen)
 
 
 class _Chat:

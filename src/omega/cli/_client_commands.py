@@ -86,8 +86,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _register_messaging(commands)
     _register_history(commands)
     from omega.cli._chat import register as register_chat
+    from omega.cli._group_commands import register as register_groups
 
     register_chat(commands)
+    register_groups(commands)
 
 
 _INIT = "Create a new identity with its first device and print your contact URI."
@@ -438,7 +440,7 @@ async def _listen(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _listen_with(args: argparse.Namespace, out: TextIO, queue: EventQueue) -> int:
-    from omega.client import MessageReceived
+    from omega.client import GroupMessageReceived, MessageReceived
 
     async with open_client(args, online=True, on_event=queue) as client:
         names = ContactNames(client)
@@ -448,7 +450,7 @@ async def _listen_with(args: argparse.Namespace, out: TextIO, queue: EventQueue)
         with anyio.move_on_after(args.timeout if args.timeout is not None else float("inf")):
             async for event in queue.receive:
                 await _print_event(event, names, args.json, out)
-                if isinstance(event, MessageReceived):
+                if isinstance(event, MessageReceived | GroupMessageReceived):
                     received += 1
                     if args.count is not None and received >= args.count:
                         break

@@ -8,7 +8,7 @@ import dataclasses
 import enum
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
@@ -285,6 +285,8 @@ def _jsonable(value: object) -> object:
         return value.value
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable(item) for key, item in value.items()}
     if isinstance(value, tuple | list):
         return [_jsonable(item) for item in value]
     return value
@@ -363,6 +365,12 @@ async def describe_event(event: Event, names: ContactNames) -> str | None:
     if isinstance(event, SessionReset):
         who = await names.name(event.user_id)
         return f"{who} started a new session: re-sending {event.resent} message(s)"
+    from omega.client import GroupEvent
+
+    if isinstance(event, GroupEvent):
+        from omega.cli._group_commands import describe_group_event
+
+        return await describe_group_event(event, names)
     return None  # pragma: no cover - an event kind added later
 
 

@@ -15,6 +15,21 @@ from __future__ import annotations
 
 from omega.client._client import Client, standard_registry
 from omega.client._devices import DeviceInfo, DeviceLink
+from omega.client._group import Group
+from omega.client._group_events import (
+    GroupCreated,
+    GroupEvent,
+    GroupJoined,
+    GroupMemberAdded,
+    GroupMemberLeft,
+    GroupMemberRemoved,
+    GroupMentioned,
+    GroupMessageReceived,
+    GroupOperationRefused,
+    GroupRenamed,
+    GroupRoleChanged,
+    GroupUpdated,
+)
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, default_data_dir
 from omega.client.events import (
@@ -44,6 +59,19 @@ __all__ = [
     "DeviceInfo",
     "DeviceLink",
     "Event",
+    "Group",
+    "GroupCreated",
+    "GroupEvent",
+    "GroupJoined",
+    "GroupMemberAdded",
+    "GroupMemberLeft",
+    "GroupMemberRemoved",
+    "GroupMentioned",
+    "GroupMessageReceived",
+    "GroupOperationRefused",
+    "GroupRenamed",
+    "GroupRoleChanged",
+    "GroupUpdated",
     "MessageDeleted",
     "MessageEdited",
     "MessageExpired",

@@ -100,7 +100,12 @@ async def mailbox_loop(core: Core, inbound: Inbound) -> None:
             if done:
                 await mailbox.acknowledge(device, done)
             delay = 1.0
-            if len(stored) < 100:
+            if len(done) < len(stored):
+                # Some stay in the store to be tried again (a group message whose sender
+                # key is on the way, a disk error): not at once, the store would hand
+                # them straight back.
+                await anyio.sleep(min(1.0, core.config.mailbox_poll_interval))
+            elif len(stored) < 100:
                 await mailbox.wait_for_messages(device, timeout=core.config.mailbox_poll_interval)
         except OmegaError as exc:
             logger.warning("event=mailbox_failed error=%s retry_in=%.1f", exc.code, delay)

@@ -25,6 +25,9 @@ from omega.client._background import (
 )
 from omega.client._core import Core, system_wall_clock
 from omega.client._devices import DeviceManager
+from omega.client._group import Group
+from omega.client._group_inbound import GroupInbound
+from omega.client._groups import Groups
 from omega.client._inbound import Inbound
 from omega.client._links import Links
 from omega.client._multidevice import MultiDeviceMixin
@@ -41,6 +44,7 @@ from omega.errors import (
     LocalProtocolError,
     UnknownContactError,
 )
+from omega.groups import GroupConfig, Permissions
 from omega.mailbox.base import KeyDirectory, Mailbox
 from omega.protocol import (
     ContactContent,
@@ -132,6 +136,7 @@ class Client(MultiDeviceMixin):
         wall_clock: Callable[[], int] = system_wall_clock,
         rng: RandomSource = system_random,
         owns_stores: bool = False,
+        group_config: GroupConfig | None = None,
     ) -> None:
         config = config or ClientConfig()
         transports = transports if transports is not None else standard_registry()
@@ -168,6 +173,8 @@ class Client(MultiDeviceMixin):
             registry=transports,
             publish=lambda: publish(self._core, publisher, self.addresses, self._mailbox_urls),
         )
+        self._groups = Groups(self._core, config=group_config)
+        self._inbound.groups = GroupInbound(self._groups)
         self._owns_stores = owns_stores
         self._stack: AsyncExitStack | None = None
         self._task_group: TaskGroup | None = None
@@ -221,6 +228,7 @@ class Client(MultiDeviceMixin):
             self._task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(self._task_group.cancel_scope.cancel)
             await prepare_prekeys(core)
+            await self._groups.load()
             listeners = [await core.manager.listen(address) for address in self._listen]
             self._addresses = tuple(a for listener in listeners for a in listener.addresses)
             self._links.start(self._task_group)
@@ -652,6 +660,44 @@ class Client(MultiDeviceMixin):
                 )
                 await core.queue(conversation_id, MessageContent(receipt=receipt))
         return len(changed)
+
+    # -- groups -------------------------------------------------------------------
+    async def create_group(
+        self,
+        name: str,
+        members: Sequence[str] = (),
+        *,
+        permissions: Permissions | None = None,
+        avatar_hash: bytes = b"",
+    ) -> Group:
+        """Create a group we own with ``members`` (user ids of contacts); see :class:`Group`.
+
+        Each member gets the group's log and our sender key over the pairwise
+        sessions. Raises :class:`~omega.errors.UnknownContactError` for a
+        member who is not a contact and
+        :class:`~omega.errors.GroupPermissionError` beyond the member limit.
+        """
+        self._running()
+        state = await self._groups.create(
+            name, members, permissions=permissions, avatar_hash=avatar_hash
+        )
+        return Group(self._groups, state.group_id)
+
+    def groups(self) -> list[Group]:
+        """Every group we are or were in, by name."""
+        handles = [Group(self._groups, group_id) for group_id in self._groups.sessions]
+        return sorted(handles, key=lambda group: (group.name, group.group_id))
+
+    def group(self, group_id: str) -> Group:
+        """The group ``group_id``; :class:`~omega.errors.UnknownGroupError` if we hold none."""
+        self._groups.require(group_id)
+        return Group(self._groups, group_id.lower())
+
+    async def undelivered(self) -> int:
+        """How many outbox entries (one per message and device) have not left this device."""
+        async with self._core.db.transaction() as tx:
+            entries = await tx.pending_outbox()
+        return sum(entry.state is DeliveryState.PENDING for entry in entries)
 
     # -- history ------------------------------------------------------------------
     async def history(

@@ -11,6 +11,7 @@ sending device and message id).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import hmac
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import betterproto2
 
 from omega.client._core import Core, identity_key_of
+from omega.client._group_inbound import GroupInbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
 from omega.client._sessions import load_sessions, save_sessions
@@ -49,6 +51,7 @@ from omega.errors import (
     StorageError,
     TooManySkippedMessagesError,
     UnknownPrekeyError,
+    UnknownSenderKeyError,
 )
 from omega.mailbox.base import StoredEnvelope
 from omega.protocol import (
@@ -116,6 +119,8 @@ class Inbound:
         self._applied: list[str] = []  # inbox entries applied, removed with the next commit
         self.sync_handler: Callable[[bytes, str, SyncContent], Awaitable[list[Event]]] | None = None
         """Applies sync messages from our own devices (omega.client._sync)."""
+        self.groups: GroupInbound | None = None
+        """Group traffic goes there (set by the client)."""
 
     # -- connections ----------------------------------------------------
     async def on_connected(self, connection: PeerConnection) -> None:
@@ -289,8 +294,16 @@ class Inbound:
                 return Receipt.REFUSED
             await self._request_reset(info, connection, exc)
             return Receipt.RESET_REQUESTED
+        except UnknownSenderKeyError as exc:
+            if self.groups is not None and await self.groups.undecryptable(info, exc):
+                return Receipt.RETRY  # its sender key may still be on the way
+            await self._refused(exc, info.sender_id, info.message_id)
+            return Receipt.REFUSED
         except StorageError as exc:
             logger.error("event=inbox_write_failed error=%s", exc.code)
+            if self.groups is not None:
+                with contextlib.suppress(StorageError):  # read again at the next use
+                    await self.groups.groups.reload_dirty()
             return Receipt.RETRY
         except OmegaError as exc:
             await self._refused(exc, info.sender_id, info.message_id)
@@ -391,8 +404,10 @@ class Inbound:
                         "session belongs to another user", details={"reason": "user_mismatch"}
                     )
                 sessions, plaintext = decrypt_with_any(sessions, message.encrypted_content)
-            else:
-                raise RemoteProtocolError("group messages need a group (not supported yet)")
+            elif self.groups is not None:
+                plaintext = await self.groups.decrypt(tx, info, message)
+            else:  # pragma: no cover - the client always sets the group handler
+                raise RemoteProtocolError("group messages need a group handler")
             # The content repeats the routing fields; refuse it (rolling the session
             # back) if the clear ones were changed on the way.
             check_binding(info, decode_content(plaintext))
@@ -536,6 +551,8 @@ class Inbound:
         sender_id = wrapper.sender_id.lower()
         own = sender_id == core.user_id
         conversation = wrapper.recipient_id if own else sender_id
+        if self.groups is not None and self.groups.handles(wrapper, content):
+            return await self.groups.apply(entry, wrapper, content)
         kind = content_kind(content)
         now = core.now()
         stored = self._stored_message(entry, wrapper, content) if kind in _STORED_KINDS else None
@@ -553,9 +570,6 @@ class Inbound:
             return [] if own else [TypingChanged(user_id=sender_id, typing=typing.typing)]
         if kind == "receipt":
             return [] if own else await self._apply_receipt(entry, content, conversation)
-        if kind == "sender_key_distribution":
-            logger.info("event=ignored kind=sender_key_distribution sender=%s", sender_id)
-            return []
         if kind in ("edit", "delete"):
             return await self._apply_change(wrapper, content, conversation, sender_id)
         if kind == "reaction":

@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from omega.client._core import Core, identity_key_of
+from omega.client._group_parts import is_group_entry, readdress
 from omega.client._links import Links
 from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import DeliveryStateChanged
@@ -200,6 +201,11 @@ class Outbox:
                         recipient_device_key=info.device_key,
                         attempts=0,
                         next_attempt_at=now,
+                        ciphertext=(  # a group message: the same ciphertext for every device
+                            readdress(placeholder.ciphertext, info.device_key)
+                            if placeholder.ciphertext is not None
+                            else None
+                        ),
                     )
                 )
             await tx.remove_outbox(placeholder.message_id, placeholder.recipient_device_key)
@@ -465,9 +471,11 @@ class Outbox:
         async with core.db.transaction() as tx:
             for entry in await tx.pending_outbox():
                 if hmac.compare_digest(entry.recipient_device_key, device_key):
+                    # A group ciphertext does not depend on the pairwise session: kept.
+                    ciphertext = entry.ciphertext if is_group_entry(entry) else None
                     await tx.update_outbox(
                         dataclasses.replace(
-                            entry, ciphertext=None, attempts=0, next_attempt_at=core.now()
+                            entry, ciphertext=ciphertext, attempts=0, next_attempt_at=core.now()
                         )
                     )
                     count += 1

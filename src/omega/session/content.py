@@ -58,6 +58,8 @@ CONTENT_KINDS = (
     "receipt",
     "typing",
     "sender_key_distribution",
+    "group_update",
+    "group_sync",
     "sync",
 )
 """The names of the ``MessageContent.content`` oneof, in field order."""

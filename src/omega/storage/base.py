@@ -6,6 +6,7 @@ A :class:`KeyStore` holds, for one device:
 * its prekey state (signed and one-time prekeys, serialized by ``omega.crypto``),
 * one ratchet session per remote device, keyed by that device's 32-byte key,
 * one sender-key state per (group, sending device),
+* one state blob per group (a device's whole group session),
 * the **inbox**: plaintexts of messages already decrypted but not yet taken by
   the application.
 
@@ -204,6 +205,22 @@ class KeyStoreTransaction(ABC):
     @abstractmethod
     async def delete_blob(self, name: str) -> bool:
         """Delete the blob ``name``; return whether there was one."""
+
+    @abstractmethod
+    async def load_group_state(self, group_id: str) -> bytes | None:
+        """The state blob of ``group_id`` (a serialized group session), or ``None``."""
+
+    @abstractmethod
+    async def save_group_state(self, group_id: str, state: bytes) -> None:
+        """Store the state blob of ``group_id``, replacing any previous one."""
+
+    @abstractmethod
+    async def delete_group_state(self, group_id: str) -> bool:
+        """Delete the state blob of ``group_id``; return whether there was one."""
+
+    @abstractmethod
+    async def group_state_ids(self) -> list[str]:
+        """Ids of every group with a stored state blob, sorted."""
 
 
 class KeyStore(TransactionalStore[KeyStoreTransaction]):

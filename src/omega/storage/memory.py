@@ -37,6 +37,7 @@ class _State:
     sender_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
     inbox: dict[str, InboxEntry] = field(default_factory=dict)  # insertion order = age
     blobs: dict[str, bytes] = field(default_factory=dict)
+    groups: dict[str, bytes] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -46,6 +47,7 @@ class _State:
             sender_keys=dict(self.sender_keys),
             inbox=dict(self.inbox),
             blobs=dict(self.blobs),
+            groups=dict(self.groups),
         )
 
 
@@ -126,6 +128,20 @@ class _MemoryTransaction(KeyStoreTransaction):
 
     async def delete_blob(self, name: str) -> bool:
         return self._live_state().blobs.pop(check_blob_name(name), None) is not None
+
+    async def load_group_state(self, group_id: str) -> bytes | None:
+        return self._live_state().groups.get(check_group_id(group_id))
+
+    async def save_group_state(self, group_id: str, state: bytes) -> None:
+        check_group_id(group_id)
+        self._live_state().groups[group_id] = check_value(state, "group state")
+
+    async def delete_group_state(self, group_id: str) -> bool:
+        check_group_id(group_id)
+        return self._live_state().groups.pop(group_id, None) is not None
+
+    async def group_state_ids(self) -> list[str]:
+        return sorted(self._live_state().groups)
 
 
 class MemoryKeyStore(KeyStore):

@@ -66,6 +66,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id BLOB UNIQUE NOT NULL, message_id BLOB NOT NULL, sender_device_key BLOB NOT NULL,"
     " plaintext BLOB NOT NULL, received_at BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS group_states"
+    " (id BLOB PRIMARY KEY, group_id BLOB NOT NULL, state BLOB NOT NULL)",
 )
 
 
@@ -226,6 +228,39 @@ class _SQLiteTransaction(KeyStoreTransaction):
     async def delete_blob(self, name: str) -> bool:
         singleton = "blob:" + check_blob_name(name)
         return await self._execute("DELETE FROM singletons WHERE name = ?", (singleton,)) > 0
+
+    def _group_row(self, group_id: str) -> bytes:
+        return self._sealer.row_id("group_states", check_group_id(group_id).encode("utf-8"))
+
+    async def load_group_state(self, group_id: str) -> bytes | None:
+        row_id = self._group_row(group_id)
+        row = await self._fetch_one(
+            "SELECT CAST(state AS BLOB) FROM group_states WHERE id = ?", (row_id,)
+        )
+        return None if row is None else self._sealer.open("group_states/state", row_id, row[0])
+
+    async def save_group_state(self, group_id: str, state: bytes) -> None:
+        row_id = self._group_row(group_id)
+        await self._execute(
+            "INSERT INTO group_states (id, group_id, state) VALUES (?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            (
+                row_id,
+                self._sealer.seal("group_states/group_id", row_id, group_id.encode("utf-8")),
+                self._sealer.seal("group_states/state", row_id, check_value(state, "group state")),
+            ),
+        )
+
+    async def delete_group_state(self, group_id: str) -> bool:
+        row_id = self._group_row(group_id)
+        return await self._execute("DELETE FROM group_states WHERE id = ?", (row_id,)) > 0
+
+    async def group_state_ids(self) -> list[str]:
+        rows = await self._fetch_all("SELECT id, CAST(group_id AS BLOB) FROM group_states", ())
+        return sorted(
+            self._sealer.open("group_states/group_id", row[0], row[1]).decode("utf-8")
+            for row in rows
+        )
 
 
 class SQLiteKeyStore(KeyStore):

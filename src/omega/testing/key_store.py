@@ -49,6 +49,7 @@ async def check_key_store(open_store: Callable[[], Awaitable[KeyStore]], *, dura
         await _check_transaction_rules(store)
         await _check_bad_arguments(store)
         await _check_blobs(store)
+        await _check_group_states(store)
     finally:
         await store.aclose()
     try:
@@ -231,3 +232,34 @@ async def _check_persistence(open_store: Callable[[], Awaitable[KeyStore]]) -> N
         assert [e.message_id for e in await tx.inbox()] == ["persisted"], "inbox survives"
         assert await tx.load_sender_key("group-b", _ALICE) == b"b-alice", "sender keys survive"
         assert await tx.load_blob("sync/contacts") == b"two", "blobs survive reopening"
+        assert await tx.group_state_ids() == ["group-kept"], "group states survive reopening"
+        assert await tx.load_group_state("group-kept") == b"kept", "group states survive"
+
+
+async def _check_group_states(store: KeyStore) -> None:
+    async with store.transaction() as tx:
+        assert await tx.group_state_ids() == [], "a new store holds no group state"
+        assert await tx.load_group_state("group-x") is None, "an unknown group has no state"
+        await tx.save_group_state("group-x", b"x1")
+        await tx.save_group_state("group-kept", b"kept")
+        await tx.save_group_state("group-x", b"x2")
+        assert await tx.load_group_state("group-x") == b"x2", "saving replaces a group state"
+        assert await tx.group_state_ids() == ["group-kept", "group-x"], "ids are listed sorted"
+    try:
+        async with store.transaction() as tx:
+            await tx.save_group_state("group-y", b"y")
+            assert await tx.delete_group_state("group-x"), "deleting a held state says True"
+            raise _RollbackError
+    except _RollbackError:
+        pass
+    async with store.transaction() as tx:
+        assert await tx.group_state_ids() == ["group-kept", "group-x"], "a rollback undoes"
+        assert await tx.delete_group_state("group-x"), "deleting a held state says True"
+        assert not await tx.delete_group_state("group-x"), "deleting twice says False"
+        assert await tx.load_group_state("group-x") is None, "a deleted state is gone"
+        for what, arguments in (("empty group id", ("", b"x")), ("non-bytes", ("g", "x"))):
+            try:
+                await tx.save_group_state(*arguments)
+            except ConfigurationError:
+                continue
+            raise AssertionError(f"a group state with {what} must raise ConfigurationError")

@@ -34,6 +34,8 @@ __all__ = (
     "GroupSetAvatar",
     "GroupSetPermissions",
     "GroupSetRole",
+    "GroupSyncRequest",
+    "GroupUpdate",
     "HandshakeMessage",
     "HandshakePayload",
     "IdentitySecret",
@@ -1137,6 +1139,65 @@ default_message_pool.register_message("omega.protocol", "GroupSetRole", GroupSet
 
 
 @dataclass(eq=False, repr=False)
+class GroupSyncRequest(betterproto2.Message):
+    """
+    A member asks another member for the operations it misses (and, with
+    sender_key, for the responder's current sender key distribution).
+    MessageContent.group_sync.
+    """
+
+    group_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    the group
+    """
+
+    heads: "list[bytes]" = betterproto2.field(2, betterproto2.TYPE_BYTES, repeated=True)
+    """
+    the requester's heads (32-byte operation ids)
+    """
+
+    sender_key: "bool" = betterproto2.field(3, betterproto2.TYPE_BOOL)
+    """
+    also send me your current SenderKeyDistribution
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupSyncRequest", GroupSyncRequest)
+
+
+@dataclass(eq=False, repr=False)
+class GroupUpdate(betterproto2.Message):
+    """
+    ---------------------------------------------------------------------------
+    ---- Groups in the Client ----
+    (docs/groups.md, "In the Client"). Both travel as MessageContent kinds inside
+    pairwise Double Ratchet sessions, never under a sender key.
+    ---------------------------------------------------------------------------
+
+    Group operations for one member device: a whole log (an invitation or a
+    catch-up answer) or the operations just made. MessageContent.group_update.
+    """
+
+    group_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    the group (64 lowercase hex characters)
+    """
+
+    operations: "bytes" = betterproto2.field(2, betterproto2.TYPE_BYTES)
+    """
+    encoded GroupOperationBatch: signed operations, parents first
+    """
+
+    heads: "list[bytes]" = betterproto2.field(3, betterproto2.TYPE_BYTES, repeated=True)
+    """
+    the sender's heads once these are applied
+    """
+
+
+default_message_pool.register_message("omega.protocol", "GroupUpdate", GroupUpdate)
+
+
+@dataclass(eq=False, repr=False)
 class HandshakeMessage(betterproto2.Message):
     """
     One message of the secure-channel handshake (Noise XX). payload carries the
@@ -1618,6 +1679,20 @@ class MessageContent(betterproto2.Message):
     sender_key_distribution: "SenderKeyDistribution | None" = betterproto2.field(
         11, betterproto2.TYPE_MESSAGE, optional=True, group="content"
     )
+
+    group_update: "GroupUpdate | None" = betterproto2.field(
+        12, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+    """
+    group operations, over pairwise sessions (groups.md)
+    """
+
+    group_sync: "GroupSyncRequest | None" = betterproto2.field(
+        13, betterproto2.TYPE_MESSAGE, optional=True, group="content"
+    )
+    """
+    a member asks for what it misses (groups.md)
+    """
 
     sync: "SyncContent | None" = betterproto2.field(
         14, betterproto2.TYPE_MESSAGE, optional=True, group="content"
