@@ -33,7 +33,7 @@ from omega.client._group_events import (
     GroupCreated,
 )
 from omega.client._group_parts import chunked_updates, client_events
-from omega.client.events import ContactDevicesChanged
+from omega.client.events import ContactDevicesChanged, OwnDevicesChanged
 from omega.errors import (
     ConfigurationError,
     GroupPermissionError,
@@ -96,6 +96,7 @@ class Groups:
         """Groups whose cached session changed in a key-store transaction not yet known
         to have committed (see :meth:`reload_dirty`)."""
         core.add_handler(ContactDevicesChanged, self._devices_changed)  # type: ignore[arg-type]
+        core.add_handler(OwnDevicesChanged, self._own_devices_changed)  # type: ignore[arg-type]
 
     # -- state ----------------------------------------------------------------------
     async def load(self) -> None:
@@ -309,15 +310,63 @@ class Groups:
         return rotated
 
     async def _devices_changed(self, event: ContactDevicesChanged) -> None:
-        """A member revoked (or dropped) a device: rotate where that member is one of us."""
-        if not event.removed:
+        """A member's device list changed: where a device left, rotate (the new key
+        reaches every device still listed); where one joined, send it our current key."""
+        shared = self._shared_with(event.user_id)
+        if not shared:
             return
-        shared = [
+        if event.removed:
+            await self.rotate_sender_keys(shared)
+            return
+        device_list = await self.core.cached_device_list(event.user_id)
+        added = set(event.added)
+        keys = [
+            info.device_key
+            for info in (device_list.devices if device_list is not None else ())
+            if info.device_id in added
+        ]
+        for group_id in shared if keys else ():
+            session = self.sessions[group_id]
+            await self.send_distribution(
+                session, [event.user_id], session.outbound.distribution(), devices=keys
+            )
+
+    async def _own_devices_changed(self, event: OwnDevicesChanged) -> None:
+        """One of our devices was revoked: rotate everywhere. One was linked: send it
+        each group's log (it joins like an invited member) and our current key."""
+        if event.this_device_revoked:
+            return
+        mine = self._shared_with(self.core.user_id)
+        if not mine:
+            return
+        if event.removed:
+            await self.rotate_sender_keys(mine)
+        added = set(event.added)
+        keys = [
+            info.device_key
+            for info in self.core.identity.device_list.devices
+            if info.device_id in added
+        ]
+        if not keys:
+            return
+        me = [self.core.user_id]
+        for group_id in mine:
+            session = self.sessions[group_id]
+            for update in chunked_updates(session.log, session.log.export()):
+                await self.send_pairwise(me, MessageContent(group_update=update), devices=keys)
+            if not event.removed:  # a rotation already sent the new key to every device
+                await self.send_distribution(
+                    session, me, session.outbound.distribution(), devices=keys
+                )
+
+    def _shared_with(self, user_id: str) -> list[str]:
+        """Groups where both ``user_id`` and we are members."""
+        return [
             group_id
             for group_id, session in self.sessions.items()
-            if session.log.state.is_member(event.user_id)
+            if session.log.state.is_member(user_id)
+            and session.log.state.is_member(self.core.user_id)
         ]
-        await self.rotate_sender_keys(shared)
 
     # -- sending ----------------------------------------------------------------------
     async def send_pairwise(
