@@ -7,6 +7,7 @@ import pytest
 from client_helpers import World, pair
 
 from omega.client import DeliveryStateChanged, MessageReceived
+from omega.errors import ConfigurationError
 from omega.storage.message_base import DeliveryState, Direction
 
 pytestmark = pytest.mark.anyio
@@ -56,3 +57,36 @@ async def test_conversation_both_ways() -> None:
                 await anyio.sleep(0.05)
         texts = sorted(m.text for m in await bob.history(alice.user_id))
         assert texts == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
+
+
+async def test_a_removed_handler_is_not_called_and_messages_are_found_by_id() -> None:
+    world = World()
+    async with pair(world) as (alice, bob):
+        first: list[str] = []
+        second: list[str] = []
+
+        @bob.on(MessageReceived)
+        def one(event: MessageReceived) -> None:
+            first.append(event.message.text)
+
+        @bob.on(MessageReceived)
+        def two(event: MessageReceived) -> None:
+            second.append(event.message.text)
+
+        sent = await alice.send_text(bob.user_id, "before")
+        await bob.wait_for(lambda e: isinstance(e, MessageReceived), timeout=10)
+        assert bob.off(MessageReceived, one)
+        assert not bob.off(MessageReceived, one)  # removed already
+        assert not bob.off(DeliveryStateChanged, two)  # never added for that type
+        await alice.send_text(bob.user_id, "after")
+        await bob.wait_for(
+            lambda e: isinstance(e, MessageReceived) and e.message.text == "after", timeout=10
+        )
+        assert first == ["before"]
+        assert second == ["before", "after"]
+
+        found = await bob.message(alice.user_id, sent.message_id)
+        assert found.text == "before"
+        assert found.direction is Direction.INCOMING
+        with pytest.raises(ConfigurationError, match="no message"):
+            await bob.message(alice.user_id, "00000000-0000-4000-8000-000000000000")

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
@@ -25,6 +25,7 @@ from omega.client._background import (
 )
 from omega.client._core import Core, system_wall_clock
 from omega.client._devices import DeviceManager
+from omega.client._event_api import EventsMixin
 from omega.client._group import Group
 from omega.client._group_inbound import GroupInbound
 from omega.client._groups import Groups
@@ -35,7 +36,7 @@ from omega.client._outbox import Outbox
 from omega.client._sync import SyncService
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, store_key
-from omega.client.events import Event, MessageDeleted
+from omega.client.events import MessageDeleted
 from omega.crypto import ContactUri, Identity, SafetyNumber
 from omega.crypto.random import RandomSource, system_random
 from omega.discovery.base import Publisher, Resolver
@@ -90,7 +91,6 @@ from omega.transport.websocket import WebSocketTransport
 __all__ = ["Client", "standard_registry"]
 
 logger = logging.getLogger("omega.client")
-E = TypeVar("E", bound=Event)
 
 
 def standard_registry() -> TransportRegistry:
@@ -107,7 +107,7 @@ def standard_registry() -> TransportRegistry:
     return registry
 
 
-class Client(MultiDeviceMixin):
+class Client(EventsMixin, MultiDeviceMixin):
     """One device of an Omega user: contacts, end-to-end encrypted messages, history.
 
     Build one from a data directory (:meth:`from_data_dir`) or from injected
@@ -542,7 +542,7 @@ class Client(MultiDeviceMixin):
 
     async def edit(self, user_id: str, message_id: str, text: str) -> StoredMessage:
         """Replace the text of one of our messages, for both sides."""
-        message = await self._message(user_id, message_id)
+        message = await self.message(user_id, message_id)
         if message.direction is not Direction.OUTGOING:
             raise ConfigurationError("only your own messages can be edited")
         content = MessageContent(
@@ -553,7 +553,7 @@ class Client(MultiDeviceMixin):
     async def delete(self, user_id: str, message_id: str, *, for_everyone: bool = False) -> None:
         """Delete a message for us only, or (our own messages) for everyone."""
         core = self._running()
-        message = await self._message(user_id, message_id)
+        message = await self.message(user_id, message_id)
         if for_everyone:
             if message.direction is not Direction.OUTGOING:
                 raise ConfigurationError("only your own messages can be deleted for everyone")
@@ -573,7 +573,11 @@ class Client(MultiDeviceMixin):
             )
         )
 
-    async def _message(self, conversation_id: str, message_id: str) -> StoredMessage:
+    async def message(self, conversation_id: str, message_id: str) -> StoredMessage:
+        """One message of a conversation (a contact's user id or a group id) by its id.
+
+        Raises :class:`~omega.errors.ConfigurationError` when there is none.
+        """
         async with self._core.db.transaction() as tx:
             message = await tx.get_message(conversation_id.lower(), message_id)
         if message is None:
@@ -750,36 +754,6 @@ class Client(MultiDeviceMixin):
             "exported_by": self.user_id,
             "messages": [message_json(message) for message in reversed(messages)],
         }
-
-    # -- events -----------------------------------------------------------------------
-    async def events(self, *, buffer: int = 1000) -> AsyncIterator[Event]:
-        """Every event from now on, until the client closes."""
-        receive = self._core.subscribe(buffer)
-        async with receive:
-            async for event in receive:
-                yield event
-
-    def on(self, event_type: type[E]) -> Callable[[Callable[[E], object]], Callable[[E], object]]:
-        """Decorator: call the function (sync or async) for every ``event_type`` event."""
-
-        def register(handler: Callable[[E], object]) -> Callable[[E], object]:
-            self._core.add_handler(event_type, handler)  # type: ignore[arg-type]
-            return handler
-
-        return register
-
-    async def wait_for(self, predicate: Callable[[Event], bool], *, timeout: float = 30.0) -> Event:
-        """The first event from now on that satisfies ``predicate``.
-
-        Raises :class:`TimeoutError` after ``timeout`` seconds.
-        """
-        receive = self._core.subscribe(10_000)
-        async with receive:
-            with anyio.fail_after(timeout):
-                async for event in receive:
-                    if predicate(event):
-                        return event
-        raise LocalProtocolError("the client closed")  # pragma: no cover - closed while waiting
 
     # -- internals ------------------------------------------------------------------------
     async def _on_frame(self, connection: Any, frame: Any) -> None:

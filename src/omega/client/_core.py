@@ -124,6 +124,14 @@ class Core:
         """Call ``handler`` for every event of ``event_type`` (or a subclass)."""
         self._handlers.append((event_type, handler))
 
+    def remove_handler(self, event_type: type[Event], handler: EventHandler) -> bool:
+        """Remove the earliest registration of ``handler`` for ``event_type``."""
+        for index, (registered_type, registered) in enumerate(self._handlers):
+            if registered_type is event_type and registered == handler:
+                del self._handlers[index]
+                return True
+        return False
+
     async def emit(self, event: Event) -> None:
         """Report ``event`` to every subscriber and handler.
 
