@@ -151,6 +151,14 @@ def _convert(spec: FieldSpec, value: int) -> Any:
     return value
 
 
+def _fixed(kind: int, wire_type: int, data: bytes, pos: int, end: int) -> tuple[Any, int]:
+    """A fixed-width value at ``pos``, unpacked as betterproto2 does (with ``struct``)."""
+    expected, packer = _FIXED[kind]
+    if wire_type != expected or pos + packer.size > end:
+        raise _HandBackError
+    return packer.unpack_from(data, pos)[0], pos + packer.size
+
+
 def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int) -> Any:  # noqa: PLR0917
     if depth < 0:
         raise _HandBackError
@@ -185,13 +193,7 @@ def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int
                 assert child is not None
                 value = _decode(child, spec.child, data, start, pos, depth - 1)
         elif spec.kind in _FIXED:
-            expected, packer = _FIXED[spec.kind]
-            if wire_type != expected:
-                raise _HandBackError
-            start, pos = pos, pos + packer.size
-            if pos > end:
-                raise _HandBackError
-            value = packer.unpack_from(data, start)[0]
+            value, pos = _fixed(spec.kind, wire_type, data, pos, end)
         else:
             if wire_type != 0:
                 raise _HandBackError
@@ -239,6 +241,26 @@ def _put_len(out: bytearray, number: int, body: bytes) -> None:
     out += body
 
 
+def _put_fixed(out: bytearray, spec: FieldSpec, value: Any) -> None:
+    kind = spec.kind
+    wire_type, packer = _FIXED[kind]
+    if kind in _FLOAT_KINDS:
+        if type(value) is not float:
+            raise _HandBackError
+    elif type(value) is not int:
+        raise _HandBackError
+    else:
+        low, high = _RANGES[kind]
+        if not low <= value < high:
+            raise _HandBackError
+    try:
+        packed = packer.pack(value)
+    except OverflowError:  # a float beyond float32's range, exactly where struct says so
+        raise _HandBackError from None
+    _put_varint(out, spec.number << 3 | wire_type)
+    out += packed
+
+
 def _put_item(out: bytearray, spec: FieldSpec, value: Any) -> None:
     kind = spec.kind
     if kind == KIND_BYTES:
@@ -257,22 +279,7 @@ def _put_item(out: bytearray, spec: FieldSpec, value: Any) -> None:
             raise _HandBackError
         _put_len(out, spec.number, _encode(value))
     elif kind in _FIXED:
-        wire_type, packer = _FIXED[kind]
-        if kind in _FLOAT_KINDS:
-            if type(value) is not float:
-                raise _HandBackError
-        elif type(value) is not int:
-            raise _HandBackError
-        else:
-            low, high = _RANGES[kind]
-            if not low <= value < high:
-                raise _HandBackError
-        try:
-            packed = packer.pack(value)
-        except OverflowError:  # a float beyond float32's range
-            raise _HandBackError from None
-        _put_varint(out, spec.number << 3 | wire_type)
-        out += packed
+        _put_fixed(out, spec, value)
     else:
         if kind == KIND_BOOL:
             if type(value) is not bool:
