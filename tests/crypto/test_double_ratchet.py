@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omega.crypto import DeviceKeyPair, IdentityKeyPair, certify_device
-from omega.crypto._kdf import kdf_ck, kdf_rk, message_key_material, x3dh_secret
+from omega.crypto import DeviceKeyPair, IdentityKeyPair, _session_state, certify_device
+from omega.crypto._kdf import kdf_ck, kdf_rk, message_key_material, x3dh_secret, x25519_public
 from omega.crypto.double_ratchet import (
     MAX_PREVIOUS_RATCHET_KEYS,
     MAX_SESSION_STATE_SIZE,
@@ -910,3 +910,13 @@ def test_invalid_pending_records_are_refused() -> None:
         with pytest.raises(MessageDecodeError):
             RatchetSession.from_bytes(encode_message(state))
         assert name
+
+
+def test_ratchet_public_keys_are_remembered_by_digest_only() -> None:
+    privates = [bytes([index % 256, index // 256]) + bytes(30) for index in range(1100)]
+    for private in privates:
+        assert _session_state._ratchet_public(private) == x25519_public(private)
+    cache = _session_state._public_keys
+    assert len(cache) <= _session_state._PUBLIC_CACHE_SIZE
+    assert _session_state._ratchet_public(privates[-1]) == x25519_public(privates[-1])
+    assert not set(privates) & (set(cache) | set(cache.values()))
