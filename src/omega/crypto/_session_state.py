@@ -60,10 +60,14 @@ def _ratchet_public(private_key: bytes) -> bytes:
     public = _public_keys.get(tag)
     if public is None:
         public = x25519_public(private_key)
-        if len(_public_keys) >= _PUBLIC_CACHE_SIZE:  # drop the oldest entry
-            _public_keys.pop(next(iter(_public_keys), b""), None)
-        _public_keys[tag] = public
+        _remember_public(tag, public)
     return public
+
+
+def _remember_public(tag: bytes, public: bytes) -> None:
+    if len(_public_keys) >= _PUBLIC_CACHE_SIZE:  # drop the oldest entry
+        _public_keys.pop(next(iter(_public_keys), b""), None)
+    _public_keys[tag] = public
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,6 +145,11 @@ def state_to_message(
 ) -> RatchetSessionState:
     """The ``RatchetSessionState`` of ``state`` (``version`` 1 only to check old bytes)."""
     pending = state.pending
+    private, public = state.sending_private, state.sending_public
+    if private is not None and public is not None:  # the next load will want it
+        tag = hashlib.sha256(private).digest()
+        if tag not in _public_keys:
+            _remember_public(tag, public)
     return RatchetSessionState(
         version=version,
         initiator=state.initiator,
