@@ -920,3 +920,13 @@ def test_ratchet_public_keys_are_remembered_by_digest_only() -> None:
     assert len(cache) <= _session_state._PUBLIC_CACHE_SIZE
     assert _session_state._ratchet_public(privates[-1]) == x25519_public(privates[-1])
     assert not set(privates) & (set(cache) | set(cache.values()))
+
+
+def test_saving_a_state_remembers_its_public_ratchet_key() -> None:
+    alice, _ = pair()
+    _session_state._public_keys.clear()
+    saved = alice.to_bytes()
+    assert len(_session_state._public_keys) == 1  # seeded by the save, computed by no one
+    restored = RatchetSession.from_bytes(saved)
+    assert restored._state.sending_public == alice._state.sending_public
+    assert restored.to_bytes() == saved
