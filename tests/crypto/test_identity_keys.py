@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from collections import OrderedDict
 
 import nacl.bindings
 import pytest
@@ -256,7 +257,7 @@ def test_every_printable_ascii_substitution_is_rejected(identity: IdentityKeyPai
 
 def test_remembered_signatures_are_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_ed25519, "_VERIFIED_SIZE", 4)
-    monkeypatch.setattr(_ed25519, "_verified", {})
+    monkeypatch.setattr(_ed25519, "_verified", OrderedDict())
     key = IdentityKeyPair.from_seed(bytes([9]) * 32)
     other = IdentityKeyPair.from_seed(bytes([10]) * 32)
     signature = key.sign(b"hello")

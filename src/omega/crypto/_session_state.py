@@ -9,7 +9,9 @@ docs/crypto.md ("State serialization") describes every field.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from omega.crypto._ed25519 import check_public_key
@@ -51,7 +53,7 @@ _PUBLIC_CACHE_SIZE = 1024
 # several times per message and its public ratchet key is not serialized: this saves
 # a scalar multiplication per load. Keyed by a digest, never by the private key, so
 # the cache keeps no secret alive after the ratchet has moved on (forward secrecy).
-_public_keys: dict[bytes, bytes] = {}
+_public_keys: OrderedDict[bytes, bytes] = OrderedDict()
 
 
 def _ratchet_public(private_key: bytes) -> bytes:
@@ -65,8 +67,9 @@ def _ratchet_public(private_key: bytes) -> bytes:
 
 
 def _remember_public(tag: bytes, public: bytes) -> None:
-    if len(_public_keys) >= _PUBLIC_CACHE_SIZE:  # drop the oldest entry
-        _public_keys.pop(next(iter(_public_keys), b""), None)
+    if len(_public_keys) >= _PUBLIC_CACHE_SIZE:
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            _public_keys.popitem(last=False)  # drop the oldest (atomic, unlike iterating)
     _public_keys[tag] = public
 
 
