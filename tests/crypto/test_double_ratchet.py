@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omega.crypto import DeviceKeyPair, IdentityKeyPair, _session_state, certify_device
-from omega.crypto._kdf import kdf_ck, kdf_rk, message_key_material, x3dh_secret, x25519_public
+from omega.crypto import DeviceKeyPair, IdentityKeyPair, certify_device
+from omega.crypto._kdf import kdf_ck, kdf_rk, message_key_material, x3dh_secret
 from omega.crypto.double_ratchet import (
     MAX_PREVIOUS_RATCHET_KEYS,
     MAX_SESSION_STATE_SIZE,
@@ -910,23 +910,3 @@ def test_invalid_pending_records_are_refused() -> None:
         with pytest.raises(MessageDecodeError):
             RatchetSession.from_bytes(encode_message(state))
         assert name
-
-
-def test_ratchet_public_keys_are_remembered_by_digest_only() -> None:
-    privates = [bytes([index % 256, index // 256]) + bytes(30) for index in range(1100)]
-    for private in privates:
-        assert _session_state._ratchet_public(private) == x25519_public(private)
-    cache = _session_state._public_keys
-    assert len(cache) <= _session_state._PUBLIC_CACHE_SIZE
-    assert _session_state._ratchet_public(privates[-1]) == x25519_public(privates[-1])
-    assert not set(privates) & (set(cache) | set(cache.values()))
-
-
-def test_saving_a_state_remembers_its_public_ratchet_key() -> None:
-    alice, _ = pair()
-    _session_state._public_keys.clear()
-    saved = alice.to_bytes()
-    assert len(_session_state._public_keys) == 1  # seeded by the save, computed by no one
-    restored = RatchetSession.from_bytes(saved)
-    assert restored._state.sending_public == alice._state.sending_public
-    assert restored.to_bytes() == saved
