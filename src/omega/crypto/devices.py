@@ -311,7 +311,7 @@ def verify_device_certificate(
 
     Every check here depends only on the identity key, the certificate bytes
     and the signature, so successful verifications are remembered (the last
-    :data:`_VERIFIED_CACHE_SIZE`, keyed by exactly those three byte strings):
+    4096, keyed by exactly those three byte strings):
     the same certificates arrive again with every prekey message and bundle.
     Failures are never remembered; anything that depends on time or on a
     device list (revocation) is checked by the callers on every call.
