@@ -1,7 +1,8 @@
 """Benchmark the envelope codec (encode + decode) against Google's protobuf runtime.
 
 For each hot message shape (a ``Frame`` holding a ``Message`` with 256 bytes
-of ciphertext, a ``RatchetMessage``, a ``SenderKeyMessage`` and an ``Ack``),
+of ciphertext, a ``RatchetMessage``, a ``SenderKeyMessage``, an ``Ack`` and a
+``MessageContent`` holding a ``LocationContent``, with doubles and a float),
 one operation is ``encode_message`` then ``decode_message`` (strict) of the
 same message. Side by side, in one process: Omega's public API (which runs
 the compiled codec when built), the pure-Python fast codec, the reference
@@ -73,6 +74,12 @@ def samples() -> dict[str, Any]:
             signature=bytes(64),
         ),
         "ack": proto.Ack(message_id="0f8fad5b-d9cb-469f-a165-70867728950e", timestamp=1),
+        # Inside every encrypted message; on the reference path before doubles and floats.
+        "message_content": proto.MessageContent(
+            location=proto.LocationContent(
+                latitude=48.8584, longitude=2.2945, accuracy_meters=5.0, name="Tour Eiffel"
+            )
+        ),
     }
 
 

@@ -14,6 +14,7 @@ from omega.crypto import (
     IdentityKeyPair,
     certify_device,
     device_id,
+    devices,
     verify_device_certificate,
 )
 from omega.crypto.devices import DEVICE_CERTIFICATE_CONTEXT
@@ -147,6 +148,7 @@ def test_any_flipped_bit_is_detected(data: st.DataObject) -> None:
     identity = IdentityKeyPair.from_seed(bytes([1]) * 32)
     device = DeviceKeyPair.from_seed(bytes([3]) * 32)
     signed = certify_device(identity, device.public_key, name="laptop", created_at=CREATED_AT)
+    verify_device_certificate(signed, identity_key=identity.public_key)  # now remembered
     in_certificate = data.draw(st.booleans())
     field = signed.certificate if in_certificate else signed.signature
     bit = data.draw(st.integers(0, len(field) * 8 - 1))
@@ -236,3 +238,41 @@ def test_certificate_certifying_the_identity_key_itself(
     body = _body(identity, device, device_key=identity.public_key)
     with pytest.raises(CertificateError, match="identity key as a device"):
         verify_device_certificate(_signed(identity, body), identity_key=identity.public_key)
+
+
+def test_remembered_verifications_are_exact_and_bounded(
+    identity: IdentityKeyPair, other_identity: IdentityKeyPair, device: DeviceKeyPair
+) -> None:
+    cache = devices._verified_certificate
+    assert cache.cache_info().maxsize == devices._VERIFIED_CACHE_SIZE
+    signed = certify_device(identity, device.public_key, name="laptop", created_at=CREATED_AT)
+    first = verify_device_certificate(signed, identity_key=identity.public_key)
+    hits = cache.cache_info().hits
+    again = verify_device_certificate(encode_message(signed), identity_key=identity.public_key)
+    assert again == first
+    assert cache.cache_info().hits == hits + 1
+    # The remembered success is keyed by the identity key, the bytes and the signature.
+    with pytest.raises(InvalidSignatureError):
+        verify_device_certificate(signed, identity_key=other_identity.public_key)
+    other = SignedDeviceCertificate(certificate=signed.certificate, signature=bytes(64))
+    with pytest.raises(InvalidSignatureError):
+        verify_device_certificate(other, identity_key=identity.public_key)
+    # Failures are never remembered.
+    size = cache.cache_info().currsize
+    for _ in range(2):
+        with pytest.raises(InvalidSignatureError):
+            verify_device_certificate(other, identity_key=identity.public_key)
+    assert cache.cache_info().currsize == size
+
+
+def test_non_bytes_fields_skip_the_memory(identity: IdentityKeyPair, device: DeviceKeyPair) -> None:
+    signed = certify_device(identity, device.public_key, name="laptop", created_at=CREATED_AT)
+    odd = SignedDeviceCertificate(
+        certificate=bytearray(signed.certificate),  # type: ignore[arg-type]
+        signature=signed.signature,
+    )
+    cache = devices._verified_certificate
+    size = cache.cache_info().currsize
+    info = verify_device_certificate(odd, identity_key=identity.public_key)  # unhashable key
+    assert info.device_key == device.public_key
+    assert cache.cache_info().currsize == size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import string
+from collections import OrderedDict
 
 import nacl.bindings
 import pytest
@@ -14,6 +15,7 @@ from omega.crypto import (
     DeviceKeyPair,
     IdentityKeyPair,
     RandomSource,
+    _ed25519,
     check_public_key,
     public_key_from_user_id,
     user_id_from_public_key,
@@ -251,3 +253,35 @@ def test_every_printable_ascii_substitution_is_rejected(identity: IdentityKeyPai
                 continue
             with pytest.raises(InvalidUserIdError):
                 public_key_from_user_id(_replace(user_id, position, char))
+
+
+def test_remembered_signatures_are_exact_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_ed25519, "_VERIFIED_SIZE", 4)
+    monkeypatch.setattr(_ed25519, "_verified", OrderedDict())
+    key = IdentityKeyPair.from_seed(bytes([9]) * 32)
+    other = IdentityKeyPair.from_seed(bytes([10]) * 32)
+    signature = key.sign(b"hello")
+    verify_signature(key.public_key, b"hello", signature)
+    verify_signature(key.public_key, b"hello", signature)  # remembered
+    assert len(_ed25519._verified) == 1
+    forged = bytes([signature[0] ^ 1]) + signature[1:]
+    for public_key, message, sig in [
+        (key.public_key, b"hellO", signature),
+        (key.public_key, b"hello", forged),
+        (other.public_key, b"hello", signature),
+    ]:
+        with pytest.raises(InvalidSignatureError):
+            verify_signature(public_key, message, sig)
+    assert len(_ed25519._verified) == 1  # failures are never remembered
+    for index in range(10):
+        verify_signature(key.public_key, bytes([index]), key.sign(bytes([index])))
+    assert len(_ed25519._verified) == 4
+
+
+def test_user_ids_are_remembered_only_for_valid_keys() -> None:
+    key = IdentityKeyPair.from_seed(bytes([11]) * 32)
+    assert user_id_from_public_key(key.public_key) == key.user_id == key.user_id
+    with pytest.raises(InvalidKeyError):
+        user_id_from_public_key(bytes(32))
+    with pytest.raises(InvalidKeyError):
+        user_id_from_public_key(bytearray(key.public_key))  # type: ignore[arg-type]

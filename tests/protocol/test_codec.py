@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import math
 import os
+import struct
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -30,10 +33,16 @@ from omega.protocol import _codec_py, _codec_schema, wire
 from omega.protocol._codec_schema import (
     KIND_BOOL,
     KIND_BYTES,
+    KIND_DOUBLE,
     KIND_ENUM,
+    KIND_FIXED32,
+    KIND_FIXED64,
+    KIND_FLOAT,
     KIND_INT32,
     KIND_INT64,
     KIND_MESSAGE,
+    KIND_SFIXED32,
+    KIND_SFIXED64,
     KIND_STRING,
     KIND_UINT32,
     KIND_UINT64,
@@ -52,6 +61,8 @@ HOT = [
     proto.PrekeyMessage,
     proto.SenderKeyMessage,
     proto.SenderKeyHeader,
+    proto.MessageContent,
+    proto.LocationContent,
 ]
 # Everything else the codecs take, and what they must leave to betterproto2.
 ALSO_FAST = [
@@ -62,7 +73,21 @@ ALSO_FAST = [
     proto.SignedDeviceList,
     proto.PrekeyBundle,
 ]
-REFERENCE_ONLY = [proto.MessageContent, proto.LocationContent]
+REFERENCE_ONLY = [proto.GroupSessionState, proto.GroupSenderKeys]  # packed repeated numbers
+
+
+@dataclass(eq=False, repr=False)
+class FixedWidth(betterproto2.Message):
+    """Every fixed-width type (no Omega message uses the integer ones yet)."""
+
+    f32: int = betterproto2.field(1, betterproto2.TYPE_FIXED32)
+    f64: int = betterproto2.field(2, betterproto2.TYPE_FIXED64)
+    s32: int = betterproto2.field(3, betterproto2.TYPE_SFIXED32)
+    s64: int = betterproto2.field(4, betterproto2.TYPE_SFIXED64)
+    d: float = betterproto2.field(5, betterproto2.TYPE_DOUBLE)
+    f: float = betterproto2.field(6, betterproto2.TYPE_FLOAT)
+    maybe_f32: int | None = betterproto2.field(7, betterproto2.TYPE_FIXED32, optional=True)
+    maybe_d: float | None = betterproto2.field(8, betterproto2.TYPE_DOUBLE, optional=True)
 
 
 def _compiled_or_skip() -> ModuleType:
@@ -109,7 +134,13 @@ _RANGES = {
     KIND_INT64: (-(2**63), 2**63 - 1),
     KIND_UINT32: (0, 2**32 - 1),
     KIND_UINT64: (0, 2**64 - 1),
+    KIND_FIXED32: (0, 2**32 - 1),
+    KIND_FIXED64: (0, 2**64 - 1),
+    KIND_SFIXED32: (-(2**31), 2**31 - 1),
+    KIND_SFIXED64: (-(2**63), 2**63 - 1),
 }
+FLOAT32_MAX = struct.unpack("<f", bytes.fromhex("ffff7f7f"))[0]
+SPECIAL_FLOATS = [0.0, -0.0, math.nan, -math.nan, math.inf, -math.inf, 5e-324, 1e-45, 0.1]
 
 
 def _value(spec: _codec_schema.FieldSpec, depth: int) -> st.SearchStrategy[Any]:
@@ -125,6 +156,14 @@ def _value(spec: _codec_schema.FieldSpec, depth: int) -> st.SearchStrategy[Any]:
     if spec.kind == KIND_MESSAGE:
         assert spec.child is not None
         return st.deferred(lambda: messages_of(spec.child, depth + 1))  # type: ignore[arg-type]
+    if spec.kind == KIND_DOUBLE:
+        return st.floats() | st.sampled_from(SPECIAL_FLOATS)
+    if spec.kind == KIND_FLOAT:  # any double float32 can hold after rounding
+        return (
+            st.floats(width=32)
+            | st.floats(-FLOAT32_MAX, FLOAT32_MAX)
+            | st.sampled_from([*SPECIAL_FLOATS, FLOAT32_MAX, -FLOAT32_MAX])
+        )
     low, high = _RANGES[spec.kind]
     return st.integers(low, high) | st.sampled_from([0, 1, low, high])
 
@@ -171,6 +210,9 @@ def assert_identical(ours: Any, reference: Any) -> None:
         assert len(ours) == len(reference)
         for left, right in zip(ours, reference, strict=True):
             assert_identical(left, right)
+    elif isinstance(reference, float):  # bit for bit: NaN payloads and -0.0 too
+        assert type(ours) is float
+        assert struct.pack("<d", ours) == struct.pack("<d", reference)
     else:
         assert ours == reference
 
@@ -192,7 +234,7 @@ def test_hot_messages_are_handled_by_the_fast_codecs(cls: type) -> None:
 
 
 @pytest.mark.parametrize("cls", REFERENCE_ONLY, ids=lambda c: c.__name__)
-def test_floating_point_messages_stay_on_the_reference_path(codec: ModuleType, cls: type) -> None:
+def test_packed_number_messages_stay_on_the_reference_path(codec: ModuleType, cls: type) -> None:
     assert _codec_schema.describe(cls) is None
     assert codec.decode(cls, b"", 32) is None
     assert codec.encode(cls()) is None
@@ -226,7 +268,7 @@ def test_round_trip_matches_betterproto2_and_google(
     assert_identical(codec.decode(cls, google.SerializeToString(), 32), decoded)
 
 
-@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*HOT, FixedWidth], ids=lambda c: c.__name__)
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_bytes_decode_as_the_reference_does(
@@ -257,7 +299,7 @@ def reference_outcome_public(cls: type, data: bytes) -> Any:
         return (type(exc), exc.message)
 
 
-@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*HOT, FixedWidth], ids=lambda c: c.__name__)
 @settings(max_examples=60)
 @given(raw=st.binary(max_size=64))
 def test_random_bytes_never_pass_what_the_reference_refuses(cls: type, raw: bytes) -> None:
@@ -275,7 +317,7 @@ def _available_codecs() -> list[ModuleType]:
     return codecs
 
 
-@pytest.mark.parametrize("cls", HOT, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*HOT, FixedWidth], ids=lambda c: c.__name__)
 @settings(max_examples=40)
 @given(data=st.data())
 def test_twins_agree_exactly(cls: type, data: st.DataObject) -> None:
@@ -396,3 +438,117 @@ def test_decoded_repeated_fields_are_fresh_lists(codec: ModuleType) -> None:
     first = codec.decode(proto.Message, b"", 32)
     first.mentions.append("x")
     assert codec.decode(proto.Message, b"", 32).mentions == []
+
+
+# --- fixed-width and floating-point fields ----------------------------------------------------
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fixed_width_round_trip_matches_betterproto2(
+    codec: ModuleType, data: st.DataObject
+) -> None:
+    message = data.draw(messages_of(FixedWidth))
+    encoded = codec.encode(message)
+    assert encoded == bytes(message)
+    assert_identical(codec.decode(FixedWidth, encoded, 32), FixedWidth.parse(encoded))
+
+
+NEXT_ROUNDS_TO_INFINITY = FLOAT32_MAX + 2.0**103  # halfway: rounds to even, which is infinity
+FLOAT_VALUES: list[Any] = [
+    proto.LocationContent(latitude=math.nan, longitude=-math.nan),
+    proto.LocationContent(latitude=math.inf, longitude=-math.inf),
+    proto.LocationContent(latitude=-0.0, longitude=5e-324),  # -0.0 == 0.0: not written
+    proto.LocationContent(accuracy_meters=-0.0),  # optional: written, sign kept
+    proto.LocationContent(accuracy_meters=0.0),
+    proto.LocationContent(accuracy_meters=0.1),  # rounded to the nearest float32
+    proto.LocationContent(accuracy_meters=1e-46),  # rounds to 0.0
+    proto.LocationContent(accuracy_meters=math.nan),
+    proto.LocationContent(accuracy_meters=-math.inf),
+    proto.LocationContent(accuracy_meters=FLOAT32_MAX),
+    proto.LocationContent(accuracy_meters=math.nextafter(NEXT_ROUNDS_TO_INFINITY, 0.0)),
+    proto.MessageContent(location=proto.LocationContent(latitude=48.85, longitude=2.35)),
+    FixedWidth(f=-0.0, maybe_d=-0.0, maybe_f32=0, s32=-1, s64=-(2**63), f64=2**64 - 1),
+]
+
+
+@pytest.mark.parametrize("message", FLOAT_VALUES, ids=repr)
+def test_floating_point_values_encode_as_betterproto2_does(codec: ModuleType, message: Any) -> None:
+    encoded = codec.encode(message)
+    assert encoded == bytes(message)
+    assert proto.encode_message(message) == encoded
+    assert_identical(codec.decode(type(message), encoded, 32), type(message).parse(encoded))
+
+
+@pytest.mark.parametrize("value", [1e39, -1e39, NEXT_ROUNDS_TO_INFINITY, 1e308])
+def test_a_float_beyond_float32_is_handed_back_and_fails_as_betterproto2(
+    codec: ModuleType, value: float
+) -> None:
+    message = proto.LocationContent(accuracy_meters=value)
+    assert codec.encode(message) is None
+    with pytest.raises(OverflowError) as reference:
+        bytes(message)
+    with pytest.raises(OverflowError) as public:
+        proto.encode_message(message)
+    assert str(public.value) == str(reference.value)
+
+
+FIXED_BAD_VALUES: list[tuple[Any, str]] = [
+    (proto.LocationContent(latitude=1), "an int in a double field"),  # type: ignore[arg-type]
+    (proto.LocationContent(latitude=True), "a bool in a double field"),  # type: ignore[arg-type]
+    (proto.LocationContent(accuracy_meters=2), "an int in a float field"),  # type: ignore[arg-type]
+    (FixedWidth(f32=-1), "a negative fixed32"),
+    (FixedWidth(f32=2**32), "a fixed32 overflow"),
+    (FixedWidth(f64=2**64), "a fixed64 overflow"),
+    (FixedWidth(s32=2**31), "an sfixed32 overflow"),
+    (FixedWidth(s64=-(2**63) - 1), "an sfixed64 underflow"),
+    (FixedWidth(f32=1.0), "a float in a fixed32 field"),  # type: ignore[arg-type]
+    (FixedWidth(s64=True), "a bool in an sfixed64 field"),
+]
+
+
+@pytest.mark.parametrize(("message", "why"), FIXED_BAD_VALUES)
+def test_unexpected_fixed_width_values_are_handed_back(
+    codec: ModuleType, message: Any, why: str
+) -> None:
+    assert codec.encode(message) is None, why
+
+
+FIXED_BYTES = [
+    (proto.LocationContent, "09" + "0100000000" + "00f07f", "a signalling NaN double"),
+    (proto.LocationContent, "1d" + "0100807f", "a signalling NaN float"),
+    (proto.LocationContent, "1d" + "01000000", "a float32 subnormal"),
+    (proto.LocationContent, "09" + "0000000000000080", "-0.0 sent anyway"),
+]
+
+
+@pytest.mark.parametrize(("cls", "hex_bytes", "why"), FIXED_BYTES)
+def test_fixed_width_bytes_decode_as_betterproto2_does(
+    codec: ModuleType, cls: type, hex_bytes: str, why: str
+) -> None:
+    raw = bytes.fromhex(hex_bytes)
+    assert_identical(codec.decode(cls, raw, 32), reference_outcome(cls, raw))
+
+
+FIXED_HAND_BACK_BYTES = [
+    (proto.LocationContent, "0d00000000", "a double sent as 32 bits"),
+    (proto.LocationContent, "190000000000000000", "a float sent as 64 bits"),
+    (proto.LocationContent, "08" + "00", "a double sent as a varint"),
+    (proto.LocationContent, "09" + "00" * 7, "a truncated double"),
+    (proto.LocationContent, "1d" + "00" * 3, "a truncated float"),
+    (proto.LocationContent, "0900000000000000000900000000000000", "a repeated double"),
+]
+
+
+@pytest.mark.parametrize(("cls", "hex_bytes", "why"), FIXED_HAND_BACK_BYTES)
+def test_unusual_fixed_width_bytes_are_handed_back(
+    codec: ModuleType, cls: type, hex_bytes: str, why: str
+) -> None:
+    raw = bytes.fromhex(hex_bytes)
+    assert codec.decode(cls, raw, 32) is None, why
+    reference = reference_outcome(cls, raw)
+    public = reference_outcome_public(cls, raw)
+    if isinstance(reference, tuple):
+        assert public == reference
+    else:
+        assert_identical(public, reference)

@@ -14,6 +14,7 @@ is live, and the differential tests pin the two together.
 
 from __future__ import annotations
 
+import functools
 import hmac
 
 import nacl.bindings
@@ -148,7 +149,13 @@ def ed25519_public_to_x25519(public_key: bytes) -> bytes:
 
     Raises :class:`~omega.errors.InvalidKeyError` for an unusable Ed25519 key.
     """
-    check_public_key(public_key)
+    return _converted_public_key(check_public_key(public_key))
+
+
+@functools.lru_cache(maxsize=4096)
+def _converted_public_key(public_key: bytes) -> bytes:
+    """libsodium's conversion (a field inversion), remembered: the same device keys
+    are converted again for every prekey message. Public keys only, never secrets."""
     converted: bytes = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(public_key)
     return converted
 

@@ -9,6 +9,9 @@ docs/crypto.md ("State serialization") describes every field.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from omega.crypto._ed25519 import check_public_key
@@ -44,6 +47,30 @@ _LIMIT = 50_000
 _UINT32_MAX = (1 << 32) - 1
 # A serialized skipped key: ratchet key (32) || message number (4, BE) || message key (32).
 _SKIPPED_RECORD_SIZE = 68
+
+_PUBLIC_CACHE_SIZE = 1024
+# SHA-256(private ratchet key) -> its X25519 public key. A session state is loaded
+# several times per message and its public ratchet key is not serialized: this saves
+# a scalar multiplication per load. Keyed by a digest, never by the private key, so
+# the cache keeps no secret alive after the ratchet has moved on (forward secrecy).
+_public_keys: OrderedDict[bytes, bytes] = OrderedDict()
+
+
+def _ratchet_public(private_key: bytes) -> bytes:
+    """``x25519_public(private_key)``, remembered for the last few keys seen."""
+    tag = hashlib.sha256(private_key).digest()
+    public = _public_keys.get(tag)
+    if public is None:
+        public = x25519_public(private_key)
+        _remember_public(tag, public)
+    return public
+
+
+def _remember_public(tag: bytes, public: bytes) -> None:
+    if len(_public_keys) >= _PUBLIC_CACHE_SIZE:
+        with contextlib.suppress(KeyError):  # another thread emptied it meanwhile
+            _public_keys.popitem(last=False)  # drop the oldest (atomic, unlike iterating)
+    _public_keys[tag] = public
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +148,11 @@ def state_to_message(
 ) -> RatchetSessionState:
     """The ``RatchetSessionState`` of ``state`` (``version`` 1 only to check old bytes)."""
     pending = state.pending
+    private, public = state.sending_private, state.sending_public
+    if private is not None and public is not None:  # the next load will want it
+        tag = hashlib.sha256(private).digest()
+        if tag not in _public_keys:
+            _remember_public(tag, public)
     return RatchetSessionState(
         version=version,
         initiator=state.initiator,
@@ -231,7 +263,7 @@ def state_from_message(message: RatchetSessionState) -> SessionState:
         base_key=check_x25519_public_key(message.base_key, "base key"),
         root_key=_secret(message.root_key, "root key"),
         sending_private=sending_private,
-        sending_public=None if sending_private is None else x25519_public(sending_private),
+        sending_public=None if sending_private is None else _ratchet_public(sending_private),
         sending_chain_key=sending_chain,
         receiving_ratchet_key=receiving_key,
         receiving_chain_key=receiving_chain,

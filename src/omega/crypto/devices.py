@@ -62,6 +62,7 @@ always carry the full 32-byte key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from collections.abc import Iterable
@@ -307,18 +308,43 @@ def verify_device_certificate(
     oversized bytes, :class:`~omega.errors.InvalidSignatureError` when the
     signature does not verify, and :class:`~omega.errors.CertificateError`
     when a signed field breaks a rule (see the module docstring).
+
+    Every check here depends only on the identity key, the certificate bytes
+    and the signature, so successful verifications are remembered (the last
+    4096, keyed by exactly those three byte strings):
+    the same certificates arrive again with every prekey message and bundle.
+    Failures are never remembered; anything that depends on time or on a
+    device list (revocation) is checked by the callers on every call.
     """
     check_public_key(identity_key)
     envelope = _as_signed_certificate(signed)
-    certificate_bytes = envelope.certificate
+    certificate_bytes, signature = envelope.certificate, envelope.signature
+    if type(certificate_bytes) is bytes and type(signature) is bytes:
+        return _verified_certificate(identity_key, certificate_bytes, signature)
+    return _verify_certificate(identity_key, certificate_bytes, signature)
+
+
+_VERIFIED_CACHE_SIZE = 4096
+"""Successful certificate verifications remembered (about 0.5 KiB each)."""
+
+
+@functools.lru_cache(maxsize=_VERIFIED_CACHE_SIZE)
+def _verified_certificate(
+    identity_key: bytes, certificate_bytes: bytes, signature: bytes
+) -> DeviceCertificateInfo:
+    """:func:`_verify_certificate`, remembered; lru_cache never stores a raised error."""
+    return _verify_certificate(identity_key, certificate_bytes, signature)
+
+
+def _verify_certificate(
+    identity_key: bytes, certificate_bytes: bytes, signature: bytes
+) -> DeviceCertificateInfo:
     if len(certificate_bytes) > MAX_CERTIFICATE_SIZE:
         raise MessageDecodeError(
             f"device certificate of {len(certificate_bytes)} bytes exceeds the limit "
             f"of {MAX_CERTIFICATE_SIZE} bytes"
         )
-    verify_signature(
-        identity_key, DEVICE_CERTIFICATE_CONTEXT + certificate_bytes, envelope.signature
-    )
+    verify_signature(identity_key, DEVICE_CERTIFICATE_CONTEXT + certificate_bytes, signature)
     certificate = decode_message(DeviceCertificate, certificate_bytes)
     if not hmac.compare_digest(certificate.identity_key, identity_key):
         raise CertificateError("device certificate names a different identity key")
@@ -342,7 +368,7 @@ def verify_device_certificate(
         created_at=certificate.created_at,
         device_id=device_id(certificate.device_key),
         certificate_bytes=certificate_bytes,
-        signature=envelope.signature,
+        signature=signature,
     )
 
 

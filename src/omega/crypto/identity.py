@@ -76,6 +76,13 @@ def user_id_from_public_key(public_key: bytes) -> str:
     valid Ed25519 public key.
     """
     check_public_key(public_key)
+    return _encode_user_id(public_key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encode_user_id(public_key: bytes) -> str:
+    """The Bech32m encoding of a checked key, remembered: ``IdentityKeyPair.user_id``
+    is asked for again and again (every envelope, every device-list check)."""
     return bech32m_encode(USER_ID_HRP, convert_bits(public_key, 8, 5, pad=True))
 
 

@@ -23,6 +23,13 @@ cdef extern from "Python.h":
     bint PyUnicode_CheckExact(object o)
     bint PyLong_CheckExact(object o)
     bint PyList_CheckExact(object o)
+    bint PyFloat_CheckExact(object o)
+    double PyFloat_AS_DOUBLE(object o)
+    # Public since Python 3.11; the very functions struct (and so betterproto2) uses.
+    int PyFloat_Pack4(double x, char* p, int le) except -1
+    int PyFloat_Pack8(double x, char* p, int le) except -1
+    double PyFloat_Unpack4(const char* p, int le) except? -1.0
+    double PyFloat_Unpack8(const char* p, int le) except? -1.0
 
 
 __all__ = ["MAX_NESTING_DEPTH", "decode", "encode"]
@@ -39,6 +46,12 @@ cdef enum:
     K_INT64 = 7
     K_UINT32 = 8
     K_UINT64 = 9
+    K_DOUBLE = 10
+    K_FIXED64 = 11
+    K_SFIXED64 = 12
+    K_FLOAT = 13
+    K_FIXED32 = 14
+    K_SFIXED32 = 15
 
 cdef enum:
     HAND_BACK = 1
@@ -144,6 +157,28 @@ cdef object _convert(_Field field, uint64_t raw):
     return field.enum_members.get(<int64_t>raw)  # None: not a named value
 
 
+cdef inline uint64_t _load_le(const unsigned char* p, int width) noexcept nogil:
+    cdef uint64_t result = 0
+    cdef int i
+    for i in range(width - 1, -1, -1):
+        result = (result << 8) | p[i]
+    return result
+
+
+cdef object _fixed(int kind, const unsigned char* p):
+    if kind == K_DOUBLE:
+        return PyFloat_Unpack8(<const char*>p, 1)
+    if kind == K_FLOAT:
+        return PyFloat_Unpack4(<const char*>p, 1)
+    if kind == K_FIXED64:
+        return _load_le(p, 8)
+    if kind == K_SFIXED64:
+        return <int64_t>_load_le(p, 8)
+    if kind == K_FIXED32:
+        return <uint32_t>_load_le(p, 4)
+    return <int32_t><uint32_t>_load_le(p, 4)
+
+
 cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_ssize_t end,
                     int depth):
     cdef dict values
@@ -151,7 +186,7 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
     cdef Py_ssize_t start, number
     cdef _Field field
     cdef _Table child
-    cdef int kind
+    cdef int kind, width
     if depth < 0:
         return None
     values = PyDict_Copy(table.template)
@@ -189,6 +224,14 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
                 value = _decode(child, data, start, pos, depth - 1)
                 if value is None:
                     return None
+        elif kind >= K_DOUBLE:
+            width = 8 if kind < K_FLOAT else 4
+            if tag & 7 != (1 if kind < K_FLOAT else 5):
+                return None
+            if end - pos < width:
+                return None
+            value = _fixed(kind, data + pos)
+            pos += width
         else:
             if tag & 7 != 0:
                 return None
@@ -302,6 +345,47 @@ cdef int _put_integer(_Buffer* out, _Field field, object value) except -1:
     return 0
 
 
+cdef int _put_fixed(_Buffer* out, _Field field, object value) except -1:
+    cdef int kind = field.kind
+    cdef int width = 8 if kind < K_FLOAT else 4
+    cdef int i
+    cdef int64_t signed_value
+    cdef uint64_t unsigned_value = 0
+    cdef unsigned char packed[8]
+    if kind == K_DOUBLE or kind == K_FLOAT:
+        if not PyFloat_CheckExact(value):
+            return HAND_BACK
+        try:
+            if kind == K_DOUBLE:
+                PyFloat_Pack8(PyFloat_AS_DOUBLE(value), <char*>packed, 1)
+            else:
+                PyFloat_Pack4(PyFloat_AS_DOUBLE(value), <char*>packed, 1)
+        except OverflowError:  # beyond float32's range
+            return HAND_BACK
+    else:
+        if not PyLong_CheckExact(value):
+            return HAND_BACK
+        try:
+            if kind == K_FIXED64 or kind == K_FIXED32:
+                unsigned_value = value
+                if kind == K_FIXED32 and unsigned_value > 0xFFFFFFFF:
+                    return HAND_BACK
+            else:
+                signed_value = value
+                if kind == K_SFIXED32 and not -2147483648 <= signed_value <= 2147483647:
+                    return HAND_BACK
+                unsigned_value = <uint64_t>signed_value
+        except OverflowError:
+            return HAND_BACK
+        for i in range(width):
+            packed[i] = <unsigned char>(unsigned_value >> (8 * i))
+    _put_varint(out, (<uint64_t>field.number) << 3 | (1 if kind < K_FLOAT else 5))
+    _reserve(out, width)
+    memcpy(out.data + out.size, packed, width)
+    out.size += width
+    return 0
+
+
 cdef int _put_item(_Buffer* out, _Field field, object value) except -1:
     cdef const char* text
     cdef Py_ssize_t length
@@ -331,6 +415,8 @@ cdef int _put_item(_Buffer* out, _Field field, object value) except -1:
         finally:
             PyMem_Free(child.data)
         return result
+    if field.kind >= K_DOUBLE:
+        return _put_fixed(out, field, value)
     return _put_integer(out, field, value)
 
 
@@ -341,6 +427,8 @@ cdef bint _is_default(int kind, object value):
         return PyBytes_CheckExact(value) and not value
     if kind == K_BOOL:
         return value is False
+    if kind == K_DOUBLE or kind == K_FLOAT:
+        return PyFloat_CheckExact(value) and PyFloat_AS_DOUBLE(value) == 0.0
     return isinstance(value, int) and not isinstance(value, bool) and value == 0
 
 

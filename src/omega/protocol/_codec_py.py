@@ -15,8 +15,14 @@ appears twice or a second member of a oneof (betterproto2's
 last-one-wins and merge rules), an enum value the enum does not name, a
 string that is not valid UTF-8, and nesting deeper than ``max_depth``.
 :func:`encode` hands back on: unknown fields kept from a parse, a value of
-an unexpected type, an integer outside its field's range, and a nested
-message of another class.
+an unexpected type (a ``float`` field takes exactly a ``float``, never an
+``int``), an integer outside its field's range, a value a ``float`` field
+cannot hold (it overflows float32: betterproto2's ``struct.pack`` raises
+``OverflowError``, which the reference path then raises), and a nested
+message of another class. Floating-point values are packed and unpacked with
+:mod:`struct` exactly as betterproto2 does (float32 rounds to nearest, NaN
+and infinities pass, and a non-optional ``-0.0`` counts as the default and
+is not written, as betterproto2 compares ``value == 0.0``).
 
 The compiled twin ``omega.protocol._codec_c`` implements the same two
 functions with the same results; tests pin the two together and to
@@ -25,15 +31,22 @@ betterproto2.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 from omega.protocol._codec_schema import (
     KIND_BOOL,
     KIND_BYTES,
+    KIND_DOUBLE,
     KIND_ENUM,
+    KIND_FIXED32,
+    KIND_FIXED64,
+    KIND_FLOAT,
     KIND_INT32,
     KIND_INT64,
     KIND_MESSAGE,
+    KIND_SFIXED32,
+    KIND_SFIXED64,
     KIND_STRING,
     KIND_UINT32,
     KIND_UINT64,
@@ -53,7 +66,21 @@ _RANGES = {
     KIND_INT64: (-(1 << 63), 1 << 63),
     KIND_UINT32: (0, 1 << 32),
     KIND_UINT64: (0, 1 << 64),
+    KIND_FIXED32: (0, 1 << 32),
+    KIND_FIXED64: (0, 1 << 64),
+    KIND_SFIXED32: (-(1 << 31), 1 << 31),
+    KIND_SFIXED64: (-(1 << 63), 1 << 63),
 }
+# Fixed-width kinds: (wire type, struct) -- betterproto2's own formats.
+_FIXED = {
+    KIND_DOUBLE: (1, struct.Struct("<d")),
+    KIND_FIXED64: (1, struct.Struct("<Q")),
+    KIND_SFIXED64: (1, struct.Struct("<q")),
+    KIND_FLOAT: (5, struct.Struct("<f")),
+    KIND_FIXED32: (5, struct.Struct("<I")),
+    KIND_SFIXED32: (5, struct.Struct("<i")),
+}
+_FLOAT_KINDS = frozenset({KIND_DOUBLE, KIND_FLOAT})
 _MASK64 = (1 << 64) - 1
 
 
@@ -124,6 +151,14 @@ def _convert(spec: FieldSpec, value: int) -> Any:
     return value
 
 
+def _fixed(kind: int, wire_type: int, data: bytes, pos: int, end: int) -> tuple[Any, int]:
+    """A fixed-width value at ``pos``, unpacked as betterproto2 does (with ``struct``)."""
+    expected, packer = _FIXED[kind]
+    if wire_type != expected or pos + packer.size > end:
+        raise _HandBackError
+    return packer.unpack_from(data, pos)[0], pos + packer.size
+
+
 def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int) -> Any:  # noqa: PLR0917
     if depth < 0:
         raise _HandBackError
@@ -157,6 +192,8 @@ def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int
                 child = _table(spec.child)
                 assert child is not None
                 value = _decode(child, spec.child, data, start, pos, depth - 1)
+        elif spec.kind in _FIXED:
+            value, pos = _fixed(spec.kind, wire_type, data, pos, end)
         else:
             if wire_type != 0:
                 raise _HandBackError
@@ -204,6 +241,26 @@ def _put_len(out: bytearray, number: int, body: bytes) -> None:
     out += body
 
 
+def _put_fixed(out: bytearray, spec: FieldSpec, value: Any) -> None:
+    kind = spec.kind
+    wire_type, packer = _FIXED[kind]
+    if kind in _FLOAT_KINDS:
+        if type(value) is not float:
+            raise _HandBackError
+    elif type(value) is not int:
+        raise _HandBackError
+    else:
+        low, high = _RANGES[kind]
+        if not low <= value < high:
+            raise _HandBackError
+    try:
+        packed = packer.pack(value)
+    except OverflowError:  # a float beyond float32's range, exactly where struct says so
+        raise _HandBackError from None
+    _put_varint(out, spec.number << 3 | wire_type)
+    out += packed
+
+
 def _put_item(out: bytearray, spec: FieldSpec, value: Any) -> None:
     kind = spec.kind
     if kind == KIND_BYTES:
@@ -221,6 +278,8 @@ def _put_item(out: bytearray, spec: FieldSpec, value: Any) -> None:
         if type(value) is not spec.child:
             raise _HandBackError
         _put_len(out, spec.number, _encode(value))
+    elif kind in _FIXED:
+        _put_fixed(out, spec, value)
     else:
         if kind == KIND_BOOL:
             if type(value) is not bool:
@@ -249,6 +308,8 @@ def _is_default(kind: int, value: Any) -> bool:
         return type(value) is bytes and not value
     if kind == KIND_BOOL:
         return value is False
+    if kind in _FLOAT_KINDS:
+        return type(value) is float and value == 0.0  # -0.0 too, as in betterproto2
     return isinstance(value, int) and not isinstance(value, bool) and value == 0
 
 

@@ -5,10 +5,11 @@
 falls back to betterproto2 plus the strict wire checker for anything the fast
 codec does not handle. This module says which classes the fast codecs handle
 and how: a class qualifies when every field is a string, bytes, bool, enum,
-int32, int64, uint32, uint64 or a (qualifying) message, singular, optional,
-in a oneof, or repeated for strings, bytes and messages. Maps, floating-point
-and fixed-width numbers, zig-zag integers, packed repeated numbers and
-well-known wrapper types send the whole class down the reference path.
+int32, int64, uint32, uint64, double, float, fixed32, fixed64, sfixed32,
+sfixed64 or a (qualifying) message, singular, optional, in a oneof, or
+repeated for strings, bytes and messages. Maps, zig-zag integers, packed
+repeated numbers and well-known wrapper types send the whole class down the
+reference path.
 
 The tables come from the generated classes themselves, so a schema change
 needs no edit here.
@@ -24,10 +25,16 @@ import betterproto2
 __all__ = [
     "KIND_BOOL",
     "KIND_BYTES",
+    "KIND_DOUBLE",
     "KIND_ENUM",
+    "KIND_FIXED32",
+    "KIND_FIXED64",
+    "KIND_FLOAT",
     "KIND_INT32",
     "KIND_INT64",
     "KIND_MESSAGE",
+    "KIND_SFIXED32",
+    "KIND_SFIXED64",
     "KIND_STRING",
     "KIND_UINT32",
     "KIND_UINT64",
@@ -38,6 +45,9 @@ __all__ = [
 
 KIND_STRING, KIND_BYTES, KIND_MESSAGE = 1, 2, 3
 KIND_BOOL, KIND_ENUM, KIND_INT32, KIND_INT64, KIND_UINT32, KIND_UINT64 = 4, 5, 6, 7, 8, 9
+# Fixed-width kinds: 64-bit ones (wire type 1) first, then 32-bit ones (wire type 5).
+KIND_DOUBLE, KIND_FIXED64, KIND_SFIXED64 = 10, 11, 12
+KIND_FLOAT, KIND_FIXED32, KIND_SFIXED32 = 13, 14, 15
 
 MAX_FIELDS = 63
 """Most fields a class may have to qualify (the codecs track seen fields in a 64-bit mask)."""
@@ -54,6 +64,12 @@ _KINDS = {
     betterproto2.TYPE_INT64: KIND_INT64,
     betterproto2.TYPE_UINT32: KIND_UINT32,
     betterproto2.TYPE_UINT64: KIND_UINT64,
+    betterproto2.TYPE_DOUBLE: KIND_DOUBLE,
+    betterproto2.TYPE_FIXED64: KIND_FIXED64,
+    betterproto2.TYPE_SFIXED64: KIND_SFIXED64,
+    betterproto2.TYPE_FLOAT: KIND_FLOAT,
+    betterproto2.TYPE_FIXED32: KIND_FIXED32,
+    betterproto2.TYPE_SFIXED32: KIND_SFIXED32,
 }
 _REPEATABLE = frozenset({KIND_STRING, KIND_BYTES, KIND_MESSAGE})
 

@@ -24,11 +24,12 @@ against the message's schema and refuses anything malformed with
 Both functions first try the fast envelope codec
 (:mod:`omega.protocol._codec_py`, or its compiled twin when it was built; see
 ``omega.accelerator_status()["codec"]``), which handles the hot messages
-(``Frame``, ``Message``, ``Ack``, the ratchet and sender-key messages, and
-every other class made only of strings, bytes, integers, enums and such
-messages) and hands anything unusual back to the reference path described
-above: betterproto2 behind the strict checker. The result, and the error,
-are the same either way.
+(``Frame``, ``Message``, ``Ack``, the ratchet and sender-key messages,
+``MessageContent``, and every other class made only of strings, bytes,
+integers, floating-point and fixed-width numbers, enums and such messages)
+and hands anything unusual back to the reference path described above:
+betterproto2 behind the strict checker. The result, and the error, are the
+same either way.
 """
 
 from __future__ import annotations
