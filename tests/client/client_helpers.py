@@ -94,3 +94,17 @@ def of_type(kind: type[Event], **fields: object) -> Callable[[Event], bool]:
         )
 
     return matches
+
+
+async def link_device(world: World, phone: Client, name: str = "laptop") -> Client:
+    """Link a new device named ``name`` to ``phone``'s identity; return its (unstarted) client."""
+    link = await phone.create_link_code(lifetime=60)
+    linked = await Client.link(
+        link.code, device_name=name, transports=world.registry(), wall_clock=world.wall_clock
+    )
+    device = await link.wait(timeout=5)
+    assert device.name == name
+    assert link.verification_code == linked.verification_code
+    client = world.client(linked.identity)
+    client.add_device_addresses(linked.addresses)
+    return client

@@ -4,24 +4,13 @@ is rotated out."""
 from __future__ import annotations
 
 import pytest
-from client_helpers import World
+from client_helpers import World, link_device
 from group_client_helpers import eventually, wait_until
 
 from omega.client import Client, Event, GroupMessageReceived
 from omega.mailbox.memory import MemoryStoreServer
 
 pytestmark = pytest.mark.anyio
-
-
-async def _link(world: World, phone: Client, name: str) -> Client:
-    link = await phone.create_link_code(lifetime=60)
-    linked = await Client.link(
-        link.code, device_name=name, transports=world.registry(), wall_clock=world.wall_clock
-    )
-    await link.wait(timeout=5)
-    client = world.client(linked.identity)
-    client.add_device_addresses(linked.addresses)
-    return client
 
 
 def _text(text: str) -> object:
@@ -44,7 +33,7 @@ async def test_a_linked_device_joins_our_groups_and_a_revoked_one_is_rotated_out
         await eventually(lambda: gid in {g.group_id for g in bob.groups()})
         await wait_until(phone, _text("hello"), lambda: bob.group(gid).send_text("hello"))
 
-        laptop = await _link(world, phone, "laptop")
+        laptop = await link_device(world, phone, "laptop")
         async with laptop:
             # The phone sends the new device each group's log: it joins like a member.
             await eventually(lambda: gid in {g.group_id for g in laptop.groups()})

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
-from client_helpers import World
+from client_helpers import World, link_device
 
 from omega.client import Client, MessageReceived, OwnDevicesChanged, SyncApplied
 from omega.errors import (
@@ -28,19 +28,6 @@ async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> N
             await anyio.sleep(0.02)
 
 
-async def _link(world: World, phone: Client, name: str = "laptop") -> Client:
-    link = await phone.create_link_code(lifetime=60)
-    linked = await Client.link(
-        link.code, device_name=name, transports=world.registry(), wall_clock=world.wall_clock
-    )
-    device = await link.wait(timeout=5)
-    assert device.name == name
-    assert link.verification_code == linked.verification_code
-    client = world.client(linked.identity)
-    client.add_device_addresses(linked.addresses)
-    return client
-
-
 async def test_a_linked_device_receives_contacts_settings_and_the_whole_history() -> None:
     world = World(store=MemoryStoreServer())
     async with (
@@ -57,7 +44,7 @@ async def test_a_linked_device_receives_contacts_settings_and_the_whole_history(
         await _until(lambda: _has(phone, bob.user_id, reply.message_id))
         await phone.archive(bob.user_id)
 
-        async with await _link(world, phone) as laptop:
+        async with await link_device(world, phone) as laptop:
             assert [d.this_device for d in laptop.devices()] == [True, False]
             assert len(phone.devices()) == 2
             await _until(lambda: _count(laptop, bob.user_id, 6))
@@ -97,7 +84,7 @@ async def test_an_offline_device_catches_up_through_the_store_and_edits_converge
     world = World(store=MemoryStoreServer())
     carol = world.identity("Carol")
     async with world.client(world.identity("Alice")) as phone:
-        laptop_client = await _link(world, phone)
+        laptop_client = await link_device(world, phone)
         keys, db = laptop_client._core.keys, laptop_client._core.db
         identity = laptop_client.identity
         async with laptop_client as laptop:
@@ -138,8 +125,8 @@ async def test_three_devices_and_revocation() -> None:
         await phone.add_contact(str(bob.contact_uri), addresses=bob.addresses)
         await bob.add_contact(str(phone.contact_uri), addresses=phone.addresses)
         async with (
-            await _link(world, phone, "laptop") as laptop,
-            await _link(world, phone, "tablet") as tablet,
+            await link_device(world, phone, "laptop") as laptop,
+            await link_device(world, phone, "tablet") as tablet,
         ):
             await _until(lambda: _devices(laptop, 3))
             await _until(lambda: _named(tablet, bob.user_id, "Bob"))

@@ -33,6 +33,7 @@ from omega.client._inbound import Inbound
 from omega.client._links import Links
 from omega.client._multidevice import MultiDeviceMixin
 from omega.client._outbox import Outbox
+from omega.client._records import outgoing_record
 from omega.client._sync import SyncService
 from omega.client.config import ClientConfig
 from omega.client.datadir import DataDir, store_key
@@ -67,7 +68,6 @@ from omega.session.content import (
     MAX_RECEIPT_IDS,
     content_kind,
     encode_content,
-    searchable_text,
 )
 from omega.storage.base import KeyStore
 from omega.storage.message_base import (
@@ -472,19 +472,16 @@ class Client(EventsMixin, MultiDeviceMixin):
         now = core.now()
         history: StoredMessage | None = None
         if kind not in ("edit", "delete"):
-            history = StoredMessage(
+            history = outgoing_record(
+                content,
+                data,
                 message_id=message_id,
                 conversation_id=contact.user_id,
-                sender_id=core.user_id,
-                sender_device_key=core.device_key,
-                direction=Direction.OUTGOING,
-                timestamp=now,
-                received_at=None,
-                content=data,
-                text=searchable_text(content),
-                state=DeliveryState.READ if kind == "reaction" else DeliveryState.PENDING,
-                reply_to=content.reply_to,
-                expires_at=now + ttl_seconds * 1000 if ttl_seconds is not None else None,
+                user_id=core.user_id,
+                device_key=core.device_key,
+                now=now,
+                state=DeliveryState.PENDING,
+                ttl_seconds=ttl_seconds,
             )
         await core.queue(contact.user_id, content, history=history, message_id=message_id, now=now)
         if history is not None:

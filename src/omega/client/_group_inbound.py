@@ -29,6 +29,7 @@ from omega.client._group_events import (
 )
 from omega.client._group_parts import chunked_updates, client_events, is_group_id
 from omega.client._groups import GROUP_CONTENT_KINDS, Groups
+from omega.client._records import received_record
 from omega.client.events import Event, MessageDeleted, MessageEdited, ReactionReceived
 from omega.crypto.sender_keys import read_sender_key_distribution
 from omega.errors import (
@@ -48,10 +49,10 @@ from omega.protocol import (
     MessageContent,
     encode_message,
 )
-from omega.session.content import content_kind, decode_content, searchable_text
+from omega.session.content import content_kind, decode_content
 from omega.session.envelope import EnvelopeInfo, check_binding
 from omega.storage.base import InboxEntry, KeyStoreTransaction
-from omega.storage.message_base import DeliveryState, Direction, StoredMessage
+from omega.storage.message_base import StoredMessage
 
 __all__ = ["GroupInbound"]
 
@@ -423,29 +424,6 @@ def _group_of(content: MessageContent) -> str:
 def _stored(
     entry: InboxEntry, wrapper: Message, content: MessageContent, user_id: str
 ) -> StoredMessage:
-    sender_id = wrapper.sender_id.lower()
-    own = sender_id == user_id
-    return StoredMessage(
-        message_id=wrapper.message_id,
-        conversation_id=wrapper.recipient_id,
-        sender_id=sender_id,
-        sender_device_key=entry.sender_device_key,
-        direction=Direction.OUTGOING if own else Direction.INCOMING,
-        timestamp=wrapper.timestamp,
-        received_at=None if own else entry.received_at,
-        content=wrapper.encrypted_content,
-        text=searchable_text(content),
-        state=(
-            DeliveryState.SENT
-            if own
-            else DeliveryState.READ
-            if content_kind(content) == "reaction"
-            else DeliveryState.DELIVERED
-        ),
-        reply_to=content.reply_to,
-        expires_at=(
-            wrapper.timestamp + content.ttl_seconds * 1000
-            if content.ttl_seconds is not None
-            else None
-        ),
+    return received_record(
+        entry, wrapper, content, user_id=user_id, conversation_id=wrapper.recipient_id
     )

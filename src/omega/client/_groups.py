@@ -33,6 +33,7 @@ from omega.client._group_events import (
     GroupCreated,
 )
 from omega.client._group_parts import chunked_updates, client_events
+from omega.client._records import outgoing_record
 from omega.client.events import ContactDevicesChanged, OwnDevicesChanged
 from omega.errors import (
     ConfigurationError,
@@ -64,13 +65,12 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
-from omega.session.content import content_kind, encode_content, searchable_text
+from omega.session.content import content_kind, encode_content
 from omega.session.envelope import bind_content, seal_envelope
 from omega.storage.base import KeyStoreTransaction
 from omega.storage.message_base import (
     ContactRecord,
     DeliveryState,
-    Direction,
     OutboxEntry,
     StoredMessage,
 )
@@ -448,21 +448,18 @@ class Groups:
             members = [user_id for user_id in session.log.state.members if user_id != core.user_id]
         history: StoredMessage | None = None
         if kind not in ("edit", "delete"):
-            history = StoredMessage(
+            # Encrypted and in the persistent outbox; per-device delivery is tracked
+            # there and not aggregated into the message state (docs/groups.md).
+            history = outgoing_record(
+                content,
+                history_data,
                 message_id=message_id,
                 conversation_id=group_id,
-                sender_id=core.user_id,
-                sender_device_key=core.device_key,
-                direction=Direction.OUTGOING,
-                timestamp=now,
-                received_at=None,
-                content=history_data,
-                text=searchable_text(content),
-                # Encrypted and in the persistent outbox; per-device delivery is tracked
-                # there and not aggregated into the message state (docs/groups.md).
-                state=DeliveryState.READ if kind == "reaction" else DeliveryState.SENT,
-                reply_to=content.reply_to,
-                expires_at=now + ttl_seconds * 1000 if ttl_seconds is not None else None,
+                user_id=core.user_id,
+                device_key=core.device_key,
+                now=now,
+                state=DeliveryState.SENT,
+                ttl_seconds=ttl_seconds,
             )
         await self._queue_group(
             group_id,

@@ -25,6 +25,7 @@ from omega.client._core import Core, identity_key_of
 from omega.client._group_inbound import GroupInbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
+from omega.client._records import received_record
 from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import (
     DecryptionFailed,
@@ -72,7 +73,7 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
-from omega.session.content import content_kind, decode_content, searchable_text
+from omega.session.content import content_kind, decode_content
 from omega.session.envelope import EnvelopeInfo, check_binding, verify_envelope
 from omega.session.reset import ResetGuard, sign_reset_request, verify_reset_request
 from omega.session.sessions import decrypt_with_any, session_for_prekey
@@ -592,32 +593,13 @@ class Inbound:
         self, entry: InboxEntry, wrapper: Message, content: MessageContent
     ) -> StoredMessage:
         """The history record of a received message of a stored kind."""
-        sender_id = wrapper.sender_id.lower()
-        own = sender_id == self._core.user_id
-        kind = content_kind(content)
-        return StoredMessage(
-            message_id=wrapper.message_id,
-            conversation_id=wrapper.recipient_id if own else sender_id,
-            sender_id=sender_id,
-            sender_device_key=entry.sender_device_key,
-            direction=Direction.OUTGOING if own else Direction.INCOMING,
-            timestamp=wrapper.timestamp,
-            received_at=None if own else entry.received_at,
-            content=wrapper.encrypted_content,
-            text=searchable_text(content),
-            state=(
-                DeliveryState.SENT
-                if own
-                else DeliveryState.READ
-                if kind == "reaction"
-                else DeliveryState.DELIVERED
-            ),
-            reply_to=content.reply_to,
-            expires_at=(
-                wrapper.timestamp + content.ttl_seconds * 1000
-                if content.ttl_seconds is not None
-                else None
-            ),
+        own = wrapper.sender_id.lower() == self._core.user_id
+        return received_record(
+            entry,
+            wrapper,
+            content,
+            user_id=self._core.user_id,
+            conversation_id=wrapper.recipient_id if own else wrapper.sender_id.lower(),
         )
 
     async def _apply_receipt(
