@@ -34,6 +34,13 @@ def test_create_send_list_and_remove_over_the_network(tmp_path: Path) -> None:
     [record] = [json.loads(line) for line in listed.splitlines()]
     assert record["group_id"] == group_id
     assert {m["role"] for m in record["members"]} == {"owner", "member"}
+    status, history = run(bob, "group", "history", "friends")
+    assert status == 0, history
+    assert history.strip().endswith("Alice: hello group")
+    status, history = run(bob, "group", "history", group_id[:12], "--json", "--limit", "1")
+    [message] = [json.loads(line) for line in history.splitlines()]
+    assert message["text"] == "hello group"
+    assert run(bob, "group", "history", "friends", "--limit", "0")[0] == 1
 
     status, promoted = run(alice, "group", "promote", group_id[:8], "bob", "--wait", "0")
     assert status == 0, promoted

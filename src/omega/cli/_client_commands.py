@@ -505,7 +505,7 @@ async def _history(args: argparse.Namespace, out: TextIO) -> int:
         contact = await resolve_contact(client, words[0])
         messages = await client.history(contact.user_id, limit=args.limit)
         names = ContactNames(client)
-        await _print_messages(list(reversed(messages)), names, args.json, out)
+        await print_messages(list(reversed(messages)), names, args.json, out)
     if not messages and not args.json:
         print(f"No messages with {contact.display_name or contact.user_id} yet.", file=out)
     return 0
@@ -517,15 +517,16 @@ async def _history_search(args: argparse.Namespace, query: str, out: TextIO) -> 
         if args.user is not None:
             conversation = (await resolve_contact(client, args.user)).user_id
         found = await client.search(query, conversation_id=conversation, limit=args.limit)
-        await _print_messages(found, ContactNames(client), args.json, out)
+        await print_messages(found, ContactNames(client), args.json, out)
     if not found and not args.json:
         print(f"Nothing matches {query!r}.", file=out)
     return 0
 
 
-async def _print_messages(
+async def print_messages(
     messages: list[StoredMessage], names: ContactNames, as_json: bool, out: TextIO
 ) -> None:
+    """Print ``messages`` as text lines (``Name: text``) or as one JSON object each."""
     from omega.cli._common import message_json
 
     for message in messages:

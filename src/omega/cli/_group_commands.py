@@ -84,6 +84,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_client_options(listing)
     listing.set_defaults(handler=_sync(_list), no_listen=True)
 
+    history = actions.add_parser("history", help="show a group's messages, oldest first")
+    history.add_argument("group", metavar="GROUP")
+    history.add_argument("--limit", type=int, default=50, metavar="N", help="the last N (50)")
+    history.add_argument("--json", action="store_true", help="one JSON object per message")
+    add_client_options(history)
+    history.set_defaults(handler=_sync(_history), no_listen=True)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -219,6 +226,20 @@ async def _list(args: argparse.Namespace, out: TextIO) -> int:
                 print(f"    {member['name']}  {member['role']}  {member['user_id']}", file=out)
         if not groups and not args.json:
             print("No groups yet: create one with `omega group create NAME USER...`.", file=out)
+    return 0
+
+
+async def _history(args: argparse.Namespace, out: TextIO) -> int:
+    from omega.cli._client_commands import print_messages
+
+    if args.limit < 1:
+        raise ConfigurationError("--limit must be at least 1")
+    async with open_client(args, online=True) as client:
+        group = resolve_group(client, args.group)
+        messages = list(reversed(await group.history(limit=args.limit)))
+        await print_messages(messages, ContactNames(client), args.json, out)
+    if not messages and not args.json:
+        print(f"No messages in {group.name} yet.", file=out)
     return 0
 
 
