@@ -54,6 +54,7 @@ __all__ = [
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
+    "open_ratchet_message",
     "open_step",
     "seal_ratchet_message",
     "seal_step",
@@ -278,6 +279,25 @@ def seal_ratchet_message(  # noqa: PLR0917 - positional, as the compiled twin is
     )
     next_chain_key, ciphertext = seal_step(chain_key, plaintext, associated_data + header)
     return next_chain_key, encode_message(RatchetMessage(header=header, ciphertext=ciphertext))
+
+
+def open_ratchet_message(  # noqa: PLR0917 - positional, as the compiled twin is called
+    chain_key: bytes,
+    data: bytes,
+    associated_data: bytes,
+    ratchet_key: bytes,
+    receiving_number: int,
+    max_message_size: int,
+    max_plaintext_size: int,
+) -> tuple[bytes, bytes] | None:
+    """The compiled twin's one-call receiving step; the reference always declines (``None``).
+
+    The caller's strict path (decode, check, :func:`open_step`) *is* the
+    reference: the compiled twin only takes the canonical common case off it.
+    """
+    del chain_key, data, associated_data, ratchet_key, receiving_number
+    del max_message_size, max_plaintext_size
+    return None
 
 
 def ed25519_sign(secret_key: bytes, message: bytes) -> bytes:

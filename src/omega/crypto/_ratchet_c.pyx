@@ -5,7 +5,7 @@ Same functions, same bytes, same errors as the pure-Python reference in
 :mod:`omega.crypto._kdf` (``kdf_ck``, ``kdf_rk``, ``message_key_material``,
 ``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``,
 ``seal_ratchet_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
-``ed25519_verify``); tests pin the two together on random keys, plaintexts and
+``ed25519_verify``, ``open_ratchet_message``); tests pin the two together on random keys, plaintexts and
 tampered ciphertexts.
 
 No primitive is implemented here. The functions are libsodium's, called
@@ -32,12 +32,15 @@ out of range, a refused key or signature) is handed to the reference in
 ``seal_ratchet_message`` writes the ``RatchetHeader`` and ``RatchetMessage``
 protobuf encodings itself (fields in number order, zero values omitted, as
 every protobuf encoder does); tests pin them to ``omega.protocol.encode_message``.
+``open_ratchet_message`` reads only that canonical encoding (a subset of what
+the strict decoder accepts) and declines (``None``) anything else, so the
+caller's strict path handles, and refuses, every other input.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsUnsignedLongLong
 from libc.stdint cimport uintptr_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -53,6 +56,7 @@ __all__ = [
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
+    "open_ratchet_message",
     "open_step",
     "seal_ratchet_message",
     "seal_step",
@@ -487,6 +491,106 @@ def seal_ratchet_message(bytes chain_key not None, bytes plaintext not None,
     memset(message_key, 0, KEY_SIZE)
     memset(material, 0, MATERIAL_SIZE)
     return next_key, message
+
+
+# --- the common Double Ratchet receiving step, decoded -------------------------------------
+
+
+cdef inline const unsigned char *_get_uint32(const unsigned char *p, const unsigned char *end,
+                                             unsigned long long *value) noexcept nogil:
+    """A minimal (canonical) varint of at most 32 bits at ``p``; NULL if it is anything else."""
+    cdef unsigned long long result = 0
+    cdef int shift = 0
+    cdef unsigned char byte
+    while p < end and shift < 35:
+        byte = p[0]
+        p += 1
+        result |= <unsigned long long>(byte & 0x7F) << shift
+        if not byte & 0x80:
+            if (shift != 0 and byte == 0) or result > 0xFFFFFFFFULL:
+                return NULL  # a padded varint, or beyond uint32
+            value[0] = result
+            return p
+        shift += 7
+    return NULL
+
+
+def open_ratchet_message(bytes chain_key not None, data, bytes associated_data not None,
+                         bytes ratchet_key not None, receiving_number,
+                         Py_ssize_t max_message_size, Py_ssize_t max_plaintext_size):
+    """The next message of the current receiving chain: ``(next chain key, plaintext)`` or None.
+
+    Accepts only the canonical ``RatchetMessage`` encoding (fields in number
+    order, minimal varints, zero values omitted, nothing unknown) of version
+    1, carrying ``ratchet_key`` and ``message_number == receiving_number``,
+    whose AEAD opens. Anything else, including a failed authentication, is
+    declined with ``None`` for the caller's strict path to handle.
+    """
+    cdef unsigned char ad_buffer[512]
+    cdef unsigned char message_key[KEY_SIZE]
+    cdef unsigned char material[MATERIAL_SIZE]
+    cdef const unsigned char *start
+    cdef const unsigned char *end
+    cdef const unsigned char *p
+    cdef const unsigned char *header
+    cdef const unsigned char *header_end
+    cdef unsigned long long header_size, ciphertext_size, value, number = 0
+    cdef Py_ssize_t ad_size = PyBytes_GET_SIZE(associated_data)
+    cdef Py_ssize_t size
+    cdef unsigned long long written = 0
+    cdef bytes plaintext, next_key
+    if (type(data) is not bytes or not _is_uint32(receiving_number) or not _native_gcm
+            or PyBytes_GET_SIZE(ratchet_key) != KEY_SIZE or ad_size > 512 - 64):
+        return None
+    size = PyBytes_GET_SIZE(data)
+    if size > max_message_size or size < 2:
+        return None
+    start = <const unsigned char *>PyBytes_AS_STRING(data)
+    end = start + size
+    if start[0] != 0x0A:
+        return None
+    p = _get_uint32(start + 1, end, &header_size)
+    if p == NULL or header_size > <unsigned long long>(end - p) or header_size < 36:
+        return None
+    header = p
+    header_end = p + header_size
+    if (header[0] != 0x08 or header[1] != 0x01 or header[2] != 0x12 or header[3] != KEY_SIZE
+            or memcmp(header + 4, PyBytes_AS_STRING(ratchet_key), KEY_SIZE) != 0):
+        return None
+    p = header + 4 + KEY_SIZE
+    if p < header_end and p[0] == 0x18:  # previous_chain_length, non-zero
+        p = _get_uint32(p + 1, header_end, &value)
+        if p == NULL or value == 0:
+            return None
+    if p < header_end and p[0] == 0x20:  # message_number, non-zero
+        p = _get_uint32(p + 1, header_end, &number)
+        if p == NULL or number == 0:
+            return None
+    if p != header_end or number != PyLong_AsUnsignedLongLong(receiving_number):
+        return None
+    if p >= end or p[0] != 0x12:
+        return None
+    p = _get_uint32(p + 1, end, &ciphertext_size)
+    if (p == NULL or ciphertext_size != <unsigned long long>(end - p)
+            or ciphertext_size < TAG_SIZE
+            or ciphertext_size - TAG_SIZE > <unsigned long long>max_plaintext_size):
+        return None
+    memcpy(ad_buffer, PyBytes_AS_STRING(associated_data), ad_size)
+    memcpy(ad_buffer + ad_size, header, header_size)
+    next_key = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
+    plaintext = PyBytes_FromStringAndSize(NULL, ciphertext_size - TAG_SIZE)
+    _kdf_ck(<unsigned char *>PyBytes_AS_STRING(chain_key), PyBytes_GET_SIZE(chain_key),
+            <unsigned char *>PyBytes_AS_STRING(next_key), message_key)
+    _material(message_key, KEY_SIZE, <unsigned char *>PyBytes_AS_STRING(_AEAD_KEY_INFO),
+              PyBytes_GET_SIZE(_AEAD_KEY_INFO), material)
+    memset(message_key, 0, KEY_SIZE)
+    opened = _gcm_decrypt(<unsigned char *>PyBytes_AS_STRING(plaintext), &written, NULL,
+                          p, ciphertext_size, ad_buffer, ad_size + header_size,
+                          material + KEY_SIZE, material) == 0
+    memset(material, 0, MATERIAL_SIZE)
+    if not opened:
+        return None
+    return next_key, plaintext
 
 
 # --- X25519 and Ed25519 ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The per-message cryptography of the Double Ratchet and Sender Keys: compiled when built.
 
 KDF_RK, KDF_CK, message-key expansion, AES-256-GCM seal/open, a whole encoded
-ratchet sending step, X25519 and detached Ed25519 signatures, from the Cython
+ratchet sending step, the common receiving step in one call, X25519 and
+detached Ed25519 signatures, from the Cython
 twin ``omega.crypto._ratchet_c`` when it was built (and found libsodium's
 functions) and ``OMEGA_PURE_PYTHON`` is not set, else from the pure-Python
 reference :mod:`omega.crypto._kdf`. Both give the same bytes and the same
@@ -26,6 +27,7 @@ __all__ = [
     "kdf_ck",
     "kdf_rk",
     "message_key_material",
+    "open_ratchet_message",
     "open_step",
     "seal_ratchet_message",
     "seal_step",
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
         kdf_ck,
         kdf_rk,
         message_key_material,
+        open_ratchet_message,
         open_step,
         seal_ratchet_message,
         seal_step,
@@ -57,6 +60,7 @@ else:
     kdf_ck = _impl.kdf_ck
     kdf_rk = _impl.kdf_rk
     message_key_material = _impl.message_key_material
+    open_ratchet_message = _impl.open_ratchet_message
     open_step = _impl.open_step
     seal_ratchet_message = _impl.seal_ratchet_message
     seal_step = _impl.seal_step
