@@ -6,10 +6,13 @@ is its input: a prekey bundle to verify, a prekey message for a fixed
 responder, a ratchet message for a fixed established session (raw, or
 XOR-ed onto a valid message so the fuzzer reaches the cryptographic checks),
 a repeated prekey message routed to the responder's existing session, or
-serialized session and prekey store states. Crashes: anything but an
-OmegaError escaping, a failed decrypt or accept that changed state, an
-accepted state that does not re-serialize to exactly its input bytes (a
-version 1 state is upgraded: only its version field may change).
+serialized session and prekey store states; and, differentially, a ratchet
+message opened with the compiled one-call receiving step live and with the
+strict path alone. Crashes: anything but an OmegaError escaping, a failed
+decrypt or accept that changed state, an accepted state that does not
+re-serialize to exactly its input bytes (a version 1 state is upgraded: only
+its version field may change), the two receiving paths disagreeing (result,
+error or state).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from omega.crypto import (
     DeviceKeyPair,
     IdentityKeyPair,
     LocalDevice,
+    _kdf,
+    _symmetric,
     certify_device,
     verify_device_certificate,
 )
@@ -88,6 +93,28 @@ def _decrypt(data: bytes) -> None:
         raise
 
 
+def _outcome(data: bytes) -> tuple[object, ...]:
+    session = RatchetSession.from_bytes(SESSION_STATE)
+    try:
+        result: tuple[object, ...] = ("opened", session.decrypt(data))
+    except OmegaError as exc:
+        result = ("refused", type(exc), str(exc), exc.details)
+    return (*result, session.to_bytes())
+
+
+def _differential(data: bytes) -> None:
+    """The compiled receiving step (when built) and the strict path agree on ``data``."""
+    fast = _outcome(data)
+    compiled = _symmetric.open_ratchet_message
+    _symmetric.open_ratchet_message = _kdf.open_ratchet_message  # always declines
+    try:
+        strict = _outcome(data)
+    finally:
+        _symmetric.open_ratchet_message = compiled
+    if fast != strict:
+        raise AssertionError(f"the receiving paths disagree: {fast[:2]} != {strict[:2]}")
+
+
 def _accept(data: bytes) -> None:
     store = PrekeyStore.from_bytes(STORE_STATE)
     try:
@@ -131,7 +158,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
     """Feed ``data[1:]`` to the decoder that ``data[0]`` selects."""
     if not data:
         return
-    selector, payload = data[0] % 11, data[1:]
+    selector, payload = data[0] % 12, data[1:]
     try:
         if selector == 0:
             verify_prekey_bundle(payload, user_id=BOB_IDENTITY.user_id)
@@ -144,15 +171,18 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
         elif selector == 4:
             _decrypt(payload)
         elif selector in (5, 6):
-            _decrypt(_xor_onto(RATCHET_MESSAGES[data[0] // 11 % 4], payload))
+            _decrypt(_xor_onto(RATCHET_MESSAGES[data[0] // 12 % 4], payload))
         elif selector == 7:
             _load_session(payload)
         elif selector == 8:
             _load_session(_xor_onto(SESSION_STATE, payload))
         elif selector == 9:
             _load_store(_xor_onto(STORE_STATE, payload) if data[0] & 0x80 else payload)
-        else:
+        elif selector == 10:
             _route(_xor_onto(REPEATED_PREKEY_MESSAGE, payload))
+        else:
+            # The next message of the receiving chain: the one the compiled step opens.
+            _differential(_xor_onto(RATCHET_MESSAGES[3], payload) if data[0] & 0x80 else payload)
     except OmegaError:
         return
 
