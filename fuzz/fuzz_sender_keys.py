@@ -4,17 +4,19 @@ Run: ``python fuzz/fuzz_sender_keys.py -max_total_time=60`` (needs atheris,
 ``pip install -e '.[fuzz]'``). The first input byte picks a target, the rest
 is its input: a distribution to read or add, a group message for a fixed
 receiver (raw, or XOR-ed onto a valid message so the fuzzer reaches the
-signature and AEAD checks), or serialized inbound and outbound states.
-Crashes: anything but an OmegaError escaping, a failed decrypt or add that
-changed state, an accepted state that does not re-serialize to exactly its
-input bytes.
+signature and AEAD checks), serialized inbound and outbound states, or the
+next message XOR-ed with noise decrypted twice, by the compiled receiving
+step (when built) and by the strict path alone. Crashes: anything but an
+OmegaError escaping, a failed decrypt or add that changed state, an accepted
+state that does not re-serialize to exactly its input bytes, the two
+receiving paths disagreeing (result, error or state).
 """
 
 from __future__ import annotations
 
 import sys
 
-from omega.crypto import DeviceKeyPair
+from omega.crypto import DeviceKeyPair, _kdf, _symmetric
 from omega.crypto.sender_keys import (
     InboundSenderKeys,
     OutboundSenderKey,
@@ -53,6 +55,28 @@ def _decrypt(data: bytes) -> None:
         raise
 
 
+def _outcome(data: bytes) -> tuple[object, ...]:
+    inbound = InboundSenderKeys.from_bytes(INBOUND_STATE)
+    try:
+        result: tuple[object, ...] = ("opened", inbound.decrypt(data))
+    except OmegaError as exc:
+        result = ("refused", type(exc), str(exc), exc.details)
+    return (*result, inbound.to_bytes())
+
+
+def _differential(data: bytes) -> None:
+    """The compiled receiving step (when built) and the strict path agree on ``data``."""
+    fast = _outcome(data)
+    compiled = _symmetric.open_sender_key_message
+    _symmetric.open_sender_key_message = _kdf.open_sender_key_message  # always declines
+    try:
+        strict = _outcome(data)
+    finally:
+        _symmetric.open_sender_key_message = compiled
+    if fast != strict:
+        raise AssertionError(f"the receiving paths disagree: {fast[:2]} != {strict[:2]}")
+
+
 def _add(data: bytes) -> None:
     inbound = InboundSenderKeys.from_bytes(INBOUND_STATE)
     try:
@@ -77,7 +101,7 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
     """Feed ``data[1:]`` to the decoder that ``data[0]`` selects."""
     if not data:
         return
-    selector, payload = data[0] % 9, data[1:]
+    selector, payload = data[0] % 10, data[1:]
     try:
         if selector == 0:
             read_sender_key_distribution(payload)
@@ -86,15 +110,17 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 - atheris' naming conventio
         elif selector == 2:
             _decrypt(payload)
         elif selector in (3, 4):
-            _decrypt(_xor_onto(MESSAGES[data[0] // 9 % 4], payload))
+            _decrypt(_xor_onto(MESSAGES[data[0] // 10 % 4], payload))
         elif selector == 5:
             _load_inbound(payload)
         elif selector == 6:
             _load_inbound(_xor_onto(INBOUND_STATE, payload))
         elif selector == 7:
             _load_outbound(payload)
-        else:
+        elif selector == 8:
             _load_outbound(_xor_onto(OUTBOUND_STATE, payload))
+        else:
+            _differential(_xor_onto(MESSAGES[3], payload))
     except OmegaError:
         return
 

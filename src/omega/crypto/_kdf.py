@@ -32,13 +32,22 @@ from omega.errors import (
     InvalidSignatureError,
     map_exceptions,
 )
-from omega.protocol import RatchetHeader, RatchetMessage, encode_message
+from omega.protocol import (
+    RatchetHeader,
+    RatchetMessage,
+    SenderKeyHeader,
+    SenderKeyMessage,
+    encode_message,
+)
 
 __all__ = [
     "AEAD_KEY_INFO",
     "KEY_SIZE",
     "NONCE_SIZE",
     "ROOT_KDF_INFO",
+    "SENDER_KEY_AD_CONTEXT",
+    "SENDER_KEY_MESSAGE_INFO",
+    "SENDER_KEY_SIGNATURE_CONTEXT",
     "TAG_SIZE",
     "X3DH_INFO",
     "X3DH_PADDING",
@@ -55,8 +64,10 @@ __all__ = [
     "kdf_rk",
     "message_key_material",
     "open_ratchet_message",
+    "open_sender_key_message",
     "open_step",
     "seal_ratchet_message",
+    "seal_sender_key_message",
     "seal_step",
     "x25519",
     "x25519_public",
@@ -83,6 +94,15 @@ ROOT_KDF_INFO = b"omega/ratchet/root/v1"
 
 AEAD_KEY_INFO = b"omega/ratchet/message-key/v1"
 """HKDF info expanding a message key into an AES-256-GCM key and nonce."""
+
+SENDER_KEY_MESSAGE_INFO = b"omega/sender-key/message-key/v1"
+"""HKDF info expanding a sender-key message key into an AES-256-GCM key and nonce."""
+
+SENDER_KEY_AD_CONTEXT = b"omega/sender-key/ad/v1"
+"""First bytes of every group message's AEAD associated data."""
+
+SENDER_KEY_SIGNATURE_CONTEXT = b"omega/sender-key/signature/v1"
+"""First bytes of what a sender key's signature key signs for every group message."""
 
 _ZERO_SALT = bytes(32)
 _CHAIN_MESSAGE_KEY = b"\x01"
@@ -296,6 +316,57 @@ def open_ratchet_message(  # noqa: PLR0917 - positional, as the compiled twin is
     reference: the compiled twin only takes the canonical common case off it.
     """
     del chain_key, data, associated_data, ratchet_key, receiving_number
+    del max_message_size, max_plaintext_size
+    return None
+
+
+def seal_sender_key_message(  # noqa: PLR0917 - positional, as the compiled twin is called
+    chain_key: bytes,
+    plaintext: bytes,
+    binding: bytes,
+    version: int,
+    key_id: int,
+    iteration: int,
+    secret_key: bytes,
+) -> tuple[bytes, bytes]:
+    """One Sender Keys sending step, signed and encoded: ``(next chain key, SenderKeyMessage)``.
+
+    The header is the encoded ``SenderKeyHeader {version, key_id,
+    iteration}``; the AEAD (under :data:`SENDER_KEY_MESSAGE_INFO`)
+    authenticates ``SENDER_KEY_AD_CONTEXT || binding || header``; the
+    Ed25519 signature under the 64-byte ``secret_key`` covers
+    ``SENDER_KEY_SIGNATURE_CONTEXT || binding || len(header) (2, BE) ||
+    header || ciphertext``; the result is the encoded ``SenderKeyMessage
+    {header, ciphertext, signature}`` (docs/crypto.md, "Sender Keys").
+    """
+    header = encode_message(SenderKeyHeader(version=version, key_id=key_id, iteration=iteration))
+    next_chain_key, ciphertext = seal_step(
+        chain_key, plaintext, SENDER_KEY_AD_CONTEXT + binding + header, SENDER_KEY_MESSAGE_INFO
+    )
+    signed = SENDER_KEY_SIGNATURE_CONTEXT + binding + len(header).to_bytes(2, "big") + header
+    signature = ed25519_sign(secret_key, signed + ciphertext)
+    return next_chain_key, encode_message(
+        SenderKeyMessage(header=header, ciphertext=ciphertext, signature=signature)
+    )
+
+
+def open_sender_key_message(  # noqa: PLR0917 - positional, as the compiled twin is called
+    chain_key: bytes,
+    data: bytes,
+    binding: bytes,
+    key_id: int,
+    iteration: int,
+    signature_key: bytes,
+    max_message_size: int,
+    max_plaintext_size: int,
+) -> tuple[bytes, bytes] | None:
+    """The compiled twin's one-call Sender Keys receiving step; the reference always declines.
+
+    The caller's strict path (decode, check, verify, :func:`open_step`)
+    *is* the reference: the compiled twin only takes the canonical common
+    case (the next message of the newest sender key) off it.
+    """
+    del chain_key, data, binding, key_id, iteration, signature_key
     del max_message_size, max_plaintext_size
     return None
 

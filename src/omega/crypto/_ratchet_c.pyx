@@ -4,9 +4,11 @@
 Same functions, same bytes, same errors as the pure-Python reference in
 :mod:`omega.crypto._kdf` (``kdf_ck``, ``kdf_rk``, ``message_key_material``,
 ``aead_encrypt``, ``aead_decrypt``, ``seal_step``, ``open_step``,
-``seal_ratchet_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
-``ed25519_verify``, ``open_ratchet_message``); tests pin the two together on random keys, plaintexts and
-tampered ciphertexts.
+``seal_ratchet_message``, ``open_ratchet_message``, ``seal_sender_key_message``,
+``open_sender_key_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
+``ed25519_verify``); tests pin the two together on random keys, plaintexts and
+tampered ciphertexts. The Sender Keys steps are in ``_sender_keys_c.pxi``,
+included at the end of this file (one compiled module).
 
 No primitive is implemented here. The functions are libsodium's, called
 directly: PyNaCl ships libsodium inside its compiled module
@@ -57,8 +59,10 @@ __all__ = [
     "kdf_rk",
     "message_key_material",
     "open_ratchet_message",
+    "open_sender_key_message",
     "open_step",
     "seal_ratchet_message",
+    "seal_sender_key_message",
     "seal_step",
     "x25519",
     "x25519_public",
@@ -662,3 +666,6 @@ def ed25519_verify(public_key, message, signature, str what not None):
                             <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
             return None
     _kdf.ed25519_verify(public_key, message, signature, what)
+
+
+include "_sender_keys_c.pxi"

@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 
 from omega.crypto import _symmetric
 from omega.crypto._ed25519 import check_public_key
-from omega.crypto._kdf import KEY_SIZE
+from omega.crypto._kdf import (
+    KEY_SIZE,
+    SENDER_KEY_AD_CONTEXT,
+    SENDER_KEY_MESSAGE_INFO,
+    SENDER_KEY_SIGNATURE_CONTEXT,
+)
 from omega.crypto._symmetric import kdf_ck
 from omega.errors import (
     ConfigurationError,
@@ -44,13 +49,13 @@ __all__ = [
     "verify_message_signature",
 ]
 
-MESSAGE_KEY_INFO = b"omega/sender-key/message-key/v1"
+MESSAGE_KEY_INFO = SENDER_KEY_MESSAGE_INFO
 """HKDF info expanding a sender-key message key into an AES-256-GCM key and nonce."""
 
-ASSOCIATED_DATA_CONTEXT = b"omega/sender-key/ad/v1"
+ASSOCIATED_DATA_CONTEXT = SENDER_KEY_AD_CONTEXT
 """First bytes of every group message's AEAD associated data."""
 
-SIGNATURE_CONTEXT = b"omega/sender-key/signature/v1"
+SIGNATURE_CONTEXT = SENDER_KEY_SIGNATURE_CONTEXT
 """First bytes of what a sender key's signature key signs for every group message."""
 
 MAX_GROUP_ID_LENGTH = 256

@@ -1,7 +1,8 @@
 """The per-message cryptography of the Double Ratchet and Sender Keys: compiled when built.
 
 KDF_RK, KDF_CK, message-key expansion, AES-256-GCM seal/open, a whole encoded
-ratchet sending step, the common receiving step in one call, X25519 and
+ratchet sending step, the common receiving step in one call, the same two
+one-call steps for Sender Keys (signed and verified), X25519 and
 detached Ed25519 signatures, from the Cython
 twin ``omega.crypto._ratchet_c`` when it was built (and found libsodium's
 functions) and ``OMEGA_PURE_PYTHON`` is not set, else from the pure-Python
@@ -28,8 +29,10 @@ __all__ = [
     "kdf_rk",
     "message_key_material",
     "open_ratchet_message",
+    "open_sender_key_message",
     "open_step",
     "seal_ratchet_message",
+    "seal_sender_key_message",
     "seal_step",
     "x25519",
     "x25519_public",
@@ -45,8 +48,10 @@ if TYPE_CHECKING:
         kdf_rk,
         message_key_material,
         open_ratchet_message,
+        open_sender_key_message,
         open_step,
         seal_ratchet_message,
+        seal_sender_key_message,
         seal_step,
         x25519,
         x25519_public,
@@ -61,8 +66,10 @@ else:
     kdf_rk = _impl.kdf_rk
     message_key_material = _impl.message_key_material
     open_ratchet_message = _impl.open_ratchet_message
+    open_sender_key_message = _impl.open_sender_key_message
     open_step = _impl.open_step
     seal_ratchet_message = _impl.seal_ratchet_message
+    seal_sender_key_message = _impl.seal_sender_key_message
     seal_step = _impl.seal_step
     x25519 = _impl.x25519
     x25519_public = _impl.x25519_public

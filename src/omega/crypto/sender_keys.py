@@ -236,22 +236,19 @@ class OutboundSenderKey:
             )
         if self._iteration >= UINT32_MAX:
             raise LocalProtocolError("the sender chain is exhausted; rotate the sender key")
-        header = encode_message(
-            SenderKeyHeader(
-                version=SENDER_KEY_VERSION, key_id=self._key_id, iteration=self._iteration
-            )
-        )
-        next_chain_key, ciphertext = _symmetric.seal_step(
-            self._chain_key, plaintext, associated_data(self._binding, header), MESSAGE_KEY_INFO
-        )
-        # Ed25519 as Ed25519KeyPair.sign computes it, by the accelerated call when live.
-        signature = _symmetric.ed25519_sign(
-            self._signer._secret_key, signed_bytes(self._binding, header, ciphertext)
+        # One call: header, chain step, AEAD, Ed25519 signature and encoding (the compiled
+        # twin when live; omega.crypto._kdf.seal_sender_key_message is the reference).
+        next_chain_key, message = _symmetric.seal_sender_key_message(
+            self._chain_key,
+            plaintext,
+            self._binding,
+            SENDER_KEY_VERSION,
+            self._key_id,
+            self._iteration,
+            self._signer._secret_key,
         )
         self._chain_key, self._iteration = next_chain_key, self._iteration + 1
-        return encode_message(
-            SenderKeyMessage(header=header, ciphertext=ciphertext, signature=signature)
-        )
+        return message
 
     def rotate(self, *, rng: RandomSource = system_random) -> bytes:
         """Replace the sender key: new key id, chain key and signature key, iteration 0.
@@ -456,6 +453,26 @@ class InboundSenderKeys:
         ``max_skip``, and :class:`~omega.errors.DecryptionError` when the
         AEAD refuses the ciphertext.
         """
+        if self._keys:
+            # The next message of the newest key in canonical encoding: one compiled call
+            # that verifies, then opens; it declines (None) anything else, and the strict
+            # path below gives the definitive answer and error.
+            newest = self._keys[0]
+            opened = _symmetric.open_sender_key_message(
+                newest.chain_key,
+                data,
+                self._binding,
+                newest.key_id,
+                newest.iteration,
+                newest.signature_key,
+                self._config.max_message_size,
+                self._config.max_plaintext_size,
+            )
+            if opened is not None:
+                newest.chain_key, plaintext = opened
+                newest.iteration += 1
+                newest.evict(self._config.max_skipped_keys)
+                return plaintext
         message = decode_message(SenderKeyMessage, data, max_size=self._config.max_message_size)
         header = decode_message(
             SenderKeyHeader, message.header, max_size=MAX_SENDER_KEY_HEADER_SIZE
