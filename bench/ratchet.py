@@ -21,7 +21,8 @@ Contenders, all with 256-byte plaintexts, encrypt + decrypt per message:
 Workloads: a one-direction burst; ping-pong (the two sides alternate, so
 every message carries a DH ratchet step); session setups (X3DH initiate and
 accept, first message included; ``x3dh`` 1.3 + ``doubleratchet`` as the
-baseline); Ed25519 sign + verify of 256 bytes (libsodium, detached, as Sender Keys do); and
+baseline); Ed25519 sign + verify of 256 bytes (libsodium, detached, as Sender Keys do,
+and vodozemac's curve25519-dalek through its binding: what Megolm signs with); and
 Sender Keys encrypt + decrypt per group message (signature included); and
 ``state``: a session's ``to_bytes`` (what the session layer persists after
 every message) and ``from_bytes`` (load with full validation), 5 skipped keys.
@@ -264,7 +265,7 @@ def _olm_pair(vodozemac: Any) -> tuple[Any, Any]:
     return alice_session, bob_session
 
 
-def vodozemac_runs(vodozemac: Any) -> tuple[Run, Run, Run]:
+def vodozemac_runs(vodozemac: Any) -> tuple[Run, Run, Run, Run]:
     def burst(n: int) -> float:
         alice, bob = _olm_pair(vodozemac)
 
@@ -297,7 +298,18 @@ def vodozemac_runs(vodozemac: Any) -> tuple[Run, Run, Run]:
 
         return _timed(body)
 
-    return burst, ping_pong, megolm
+    def ed25519(n: int) -> float:
+        """vodozemac's Ed25519 (curve25519-dalek), sign + verify, through its Python binding."""
+        account = vodozemac.Account()
+        public_key = account.ed25519_key
+
+        def body() -> None:
+            for _ in range(n):
+                public_key.verify_signature(PLAINTEXT, account.sign(PLAINTEXT))
+
+        return _timed(body)
+
+    return burst, ping_pong, megolm, ed25519
 
 
 # --- the floor of bare primitives -------------------------------------------------------
@@ -585,10 +597,11 @@ def main() -> None:
         runs["ping_pong/doubleratchet_cbc_hmac"] = (cbc_ping_pong, 150 * scale)
         runs["setup/x3dh+doubleratchet"] = (baseline_setup_run(baselines), 40 * scale)
     if vodozemac is not None:
-        olm_burst, olm_ping_pong, megolm = vodozemac_runs(vodozemac)
+        olm_burst, olm_ping_pong, megolm, dalek = vodozemac_runs(vodozemac)
         runs["burst/vodozemac"] = (olm_burst, 1000 * scale)
         runs["ping_pong/vodozemac"] = (olm_ping_pong, 300 * scale)
         runs["sender_keys/vodozemac_megolm"] = (megolm, 1000 * scale)
+        runs["ed25519_sign_verify_vodozemac"] = (dalek, 1000 * scale)
     micros = measure(runs, repeats)
     report(micros, baselines is not None, f"{baseline_note}; {vodozemac_note}", args.quick, repeats)
 
@@ -646,16 +659,29 @@ def report(micros: dict[str, float], baselines: bool, note: str, quick: bool, re
             ratios[f"{workload}_omega_speedup_over_{vodozemac}"] = rust / ours
         if python:
             ratios[f"{workload}_omega_speedup_over_doubleratchet"] = python / ours
-    for name in ("state/save", "state/load", "ed25519_sign_verify", "ed25519_sign_verify_checked"):
-        value = micros[name]
-        print(f"{name:<34} {value:>9.1f} {1e6 / value:>10,.0f}")
+    for name in (
+        "state/save",
+        "state/load",
+        "ed25519_sign_verify",
+        "ed25519_sign_verify_checked",
+        "ed25519_sign_verify_vodozemac",
+    ):
+        value = micros.get(name)
+        if value is not None:
+            print(f"{name:<34} {value:>9.1f} {1e6 / value:>10,.0f}")
     ratios["ed25519_over_floor_message"] = micros["ed25519_sign_verify"] / micros["burst/floor"]
     ratios["ed25519_over_sender_keys_message"] = (
         micros["ed25519_sign_verify"] / micros["sender_keys/omega"]
     )
+    ratios["sender_keys_rest_over_burst"] = (
+        micros["sender_keys/omega"] - micros["ed25519_sign_verify"]
+    ) / micros["burst/omega"]
     megolm = micros.get("sender_keys/vodozemac_megolm")
     if megolm:
         ratios["ed25519_over_megolm_message"] = micros["ed25519_sign_verify"] / megolm
+    dalek = micros.get("ed25519_sign_verify_vodozemac")
+    if dalek:
+        ratios["ed25519_libsodium_over_vodozemac"] = micros["ed25519_sign_verify"] / dalek
     print()
     print(
         f"Ed25519 sign+verify alone = {ratios['ed25519_over_floor_message']:.1f}x the floor's "
@@ -665,6 +691,16 @@ def report(micros: dict[str, float], baselines: bool, note: str, quick: bool, re
             if megolm
             else ""
         )
+        + (
+            f"; libsodium's sign+verify = {ratios['ed25519_libsodium_over_vodozemac']:.2f}x "
+            "vodozemac's (curve25519-dalek)"
+            if dalek
+            else ""
+        )
+    )
+    print(
+        "Sender Keys without the signature = "
+        f"{ratios['sender_keys_rest_over_burst']:.2f}x a Double Ratchet burst message"
     )
     verdicts: dict[str, bool] = {}
     for name, bound, kind in TARGETS:

@@ -135,8 +135,8 @@ def test_sealed_sender_key_messages_are_identical(
         return  # out-of-range numbers and bad keys: the same refusal, tested just above
     next_chain_key, encoded = expected[1]  # type: ignore[misc]
     message = decode_message(SenderKeyMessage, encoded)
-    signer.verify_key.verify(signed_bytes(binding, message.header, message.ciphertext),
-                             message.signature)  # fmt: skip
+    signed = signed_bytes(binding, message.header, message.ciphertext)
+    signer.verify_key.verify(signed, message.signature)  # raises if the signature is wrong
     ad = _kdf.SENDER_KEY_AD_CONTEXT + binding + message.header
     assert compiled.open_step(chain_key, message.ciphertext, ad, _kdf.SENDER_KEY_MESSAGE_INFO) == (
         next_chain_key,
