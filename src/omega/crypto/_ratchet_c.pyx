@@ -7,8 +7,9 @@ Same functions, same bytes, same errors as the pure-Python reference in
 ``seal_ratchet_message``, ``open_ratchet_message``, ``seal_sender_key_message``,
 ``open_sender_key_message``, ``x25519``, ``x25519_public``, ``ed25519_sign``,
 ``ed25519_verify``); tests pin the two together on random keys, plaintexts and
-tampered ciphertexts. The Sender Keys steps are in ``_sender_keys_c.pxi``,
-included at the end of this file (one compiled module).
+tampered ciphertexts. X25519 and Ed25519 are in ``_asymmetric_c.pxi`` and the
+Sender Keys steps in ``_sender_keys_c.pxi``, both included at the end of this
+file (one compiled module).
 
 No primitive is implemented here. The functions are libsodium's, called
 directly: PyNaCl ships libsodium inside its compiled module
@@ -405,8 +406,6 @@ def aead_decrypt(bytes message_key not None, bytes ciphertext not None,
         memset(material, 0, MATERIAL_SIZE)
 
 
-
-
 # --- a whole Double Ratchet sending step, encoded --------------------------------------------
 
 
@@ -597,75 +596,5 @@ def open_ratchet_message(bytes chain_key not None, data, bytes associated_data n
     return next_key, plaintext
 
 
-# --- X25519 and Ed25519 ----------------------------------------------------------------------
-
-
-cdef inline bint _canonical_x25519(bytes public_key):
-    """32 bytes with the little-endian value below 2**255 - 19 (the reference's check)."""
-    cdef const unsigned char *key
-    cdef int index
-    if PyBytes_GET_SIZE(public_key) != KEY_SIZE:
-        return False
-    key = <const unsigned char *>PyBytes_AS_STRING(public_key)
-    if key[31] & 0x80:
-        return False
-    if key[31] != 0x7F or key[0] < 0xED:
-        return True
-    for index in range(1, 31):
-        if key[index] != 0xFF:
-            return True
-    return False  # 2**255 - 19 .. 2**255 - 1
-
-
-def x25519(private_key, public_key):
-    """The X25519 shared secret (libsodium ``crypto_scalarmult``); refusals as the reference."""
-    cdef bytes shared
-    if (type(private_key) is bytes and type(public_key) is bytes
-            and PyBytes_GET_SIZE(private_key) == KEY_SIZE and _canonical_x25519(public_key)):
-        shared = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
-        if _scalarmult(<unsigned char *>PyBytes_AS_STRING(shared),
-                       <const unsigned char *>PyBytes_AS_STRING(private_key),
-                       <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
-            return shared
-    return _kdf.x25519(private_key, public_key)
-
-
-def x25519_public(private_key):
-    """The X25519 public key of a 32-byte private key (libsodium ``crypto_scalarmult_base``)."""
-    cdef bytes public
-    if type(private_key) is bytes and PyBytes_GET_SIZE(private_key) == KEY_SIZE:
-        public = PyBytes_FromStringAndSize(NULL, KEY_SIZE)
-        if _scalarmult_base(<unsigned char *>PyBytes_AS_STRING(public),
-                            <const unsigned char *>PyBytes_AS_STRING(private_key)) == 0:
-            return public
-    return _kdf.x25519_public(private_key)
-
-
-def ed25519_sign(secret_key, message):
-    """libsodium's detached Ed25519 signature (``crypto_sign_detached``)."""
-    cdef bytes signature
-    cdef unsigned long long written = 0
-    if (type(secret_key) is bytes and type(message) is bytes
-            and PyBytes_GET_SIZE(secret_key) == 64):
-        signature = PyBytes_FromStringAndSize(NULL, 64)
-        if _sign_detached(<unsigned char *>PyBytes_AS_STRING(signature), &written,
-                          <const unsigned char *>PyBytes_AS_STRING(message),
-                          PyBytes_GET_SIZE(message),
-                          <const unsigned char *>PyBytes_AS_STRING(secret_key)) == 0:
-            return signature
-    return _kdf.ed25519_sign(secret_key, message)
-
-
-def ed25519_verify(public_key, message, signature, str what not None):
-    """Check a detached Ed25519 signature (``crypto_sign_verify_detached``)."""
-    if (type(public_key) is bytes and type(message) is bytes and type(signature) is bytes
-            and PyBytes_GET_SIZE(public_key) == KEY_SIZE and PyBytes_GET_SIZE(signature) == 64):
-        if _verify_detached(<const unsigned char *>PyBytes_AS_STRING(signature),
-                            <const unsigned char *>PyBytes_AS_STRING(message),
-                            PyBytes_GET_SIZE(message),
-                            <const unsigned char *>PyBytes_AS_STRING(public_key)) == 0:
-            return None
-    _kdf.ed25519_verify(public_key, message, signature, what)
-
-
+include "_asymmetric_c.pxi"
 include "_sender_keys_c.pxi"
