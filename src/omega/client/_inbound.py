@@ -16,7 +16,6 @@ import dataclasses
 import enum
 import hmac
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
 import betterproto2
@@ -26,9 +25,9 @@ from omega.client._group_inbound import GroupInbound
 from omega.client._links import Links
 from omega.client._outbox import Outbox
 from omega.client._records import received_record
+from omega.client._resets import Resets
 from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import (
-    DecryptionFailed,
     DeliveryStateChanged,
     Event,
     MessageDeleted,
@@ -36,11 +35,9 @@ from omega.client.events import (
     MessageReceived,
     MessageRefused,
     ReactionReceived,
-    SessionReset,
     TypingChanged,
 )
 from omega.crypto import PrekeyStore, accept_session
-from omega.crypto.devices import device_id
 from omega.crypto.identity import user_id_from_public_key
 from omega.crypto.x3dh import verify_prekey_bundle
 from omega.errors import (
@@ -75,7 +72,6 @@ from omega.protocol import (
 )
 from omega.session.content import content_kind, decode_content
 from omega.session.envelope import EnvelopeInfo, check_binding, verify_envelope
-from omega.session.reset import ResetGuard, sign_reset_request, verify_reset_request
 from omega.session.sessions import decrypt_with_any, session_for_prekey
 from omega.storage.base import InboxEntry
 from omega.storage.message_base import ContactRecord, DeliveryState, Direction, StoredMessage
@@ -112,11 +108,9 @@ class Inbound:
         self._core = core
         self._links = links
         self._outbox = outbox
-        self._reset_guard = ResetGuard()
-        self._requested_resets: dict[bytes, int] = {}
+        self._resets = Resets(core, links, outbox)
         self._offered: dict[bytes, int] = {}
         self._handed_out: set[int] = set()  # one-time prekey ids already offered
-        self._reported: OrderedDict[tuple[bytes, str], None] = OrderedDict()
         self._applied: list[str] = []  # inbox entries applied, removed with the next commit
         self.sync_handler: Callable[[bytes, str, SyncContent], Awaitable[list[Event]]] | None = None
         """Applies sync messages from our own devices (omega.client._sync)."""
@@ -166,7 +160,7 @@ class Inbound:
         elif kind == "device_list" and frame.device_list is not None:
             await self._core.accept_device_list(peer.user_id, frame.device_list)
         elif kind == "session_reset" and isinstance(body, SignedSessionResetRequest):
-            await self.handle_reset(body, expected_user_id=peer.user_id)
+            await self._resets.handle(body, expected_user_id=peer.user_id)
         else:
             logger.info("event=frame_ignored kind=%s peer=%s", kind or "empty", peer.device_id)
 
@@ -234,7 +228,7 @@ class Inbound:
                     raise RemoteProtocolError("reset request without a certificate")
                 claimed = decode_message(DeviceCertificate, certificate.certificate)
                 user_id = user_id_from_public_key(claimed.identity_key)
-                await self.handle_reset(body, expected_user_id=user_id)
+                await self._resets.handle(body, expected_user_id=user_id)
             except OmegaError as exc:
                 await self._refused(exc, None, stored.message_id)
             return True
@@ -293,7 +287,7 @@ class Inbound:
             if not await self._known_device(info):
                 await self._refused(exc, info.sender_id, info.message_id)
                 return Receipt.REFUSED
-            await self._request_reset(info, connection, exc)
+            await self._resets.request(info, connection, exc)
             return Receipt.RESET_REQUESTED
         except UnknownSenderKeyError as exc:
             if self.groups is not None and await self.groups.undecryptable(info, exc):
@@ -423,80 +417,6 @@ class Inbound:
             added = await tx.add_to_inbox(entry)
         del self._applied[: len(applied)]
         return entry if added else None
-
-    async def _request_reset(
-        self, info: EnvelopeInfo, connection: PeerConnection | None, cause: OmegaError
-    ) -> None:
-        core = self._core
-        now = core.now()
-        reported = (info.sender_device_key, info.message_id)
-        if reported not in self._reported:
-            self._reported[reported] = None
-            if len(self._reported) > 1024:
-                self._reported.popitem(last=False)
-            await core.emit(
-                DecryptionFailed(
-                    sender_id=info.sender_id,
-                    device_id=_device_id(info.sender_device_key),
-                    message_id=info.message_id,
-                    reason=cause.message,
-                )
-            )
-        last = self._requested_resets.get(info.sender_device_key)
-        if last is not None and now - last < 10_000:
-            return
-        self._requested_resets[info.sender_device_key] = now
-        signed = sign_reset_request(
-            core.identity.device,
-            target_device_key=info.sender_device_key,
-            message_ids=[info.message_id],
-            now=now,
-            rng=core.rng,
-        )
-        frame = Frame(session_reset=signed)
-        if connection is not None and await self._links.send(connection, frame):
-            return
-        if core.mailbox is not None:
-            try:
-                await core.mailbox.deposit(
-                    info.sender_device_key, core.new_message_id(), encode_message(frame)
-                )
-            except OmegaError as exc:
-                logger.warning("event=reset_deposit_failed error=%s", exc.code)
-
-    async def handle_reset(
-        self, signed: SignedSessionResetRequest, *, expected_user_id: str
-    ) -> None:
-        """Verify a reset request and start over with the requesting device."""
-        core = self._core
-        verified = verify_reset_request(
-            signed,
-            local_device_key=core.device_key,
-            expected_user_id=expected_user_id,
-            now=core.now(),
-        )
-        if verified.user_id != core.user_id:
-            async with core.db.transaction() as tx:
-                contact = await tx.get_contact(verified.user_id)
-            if contact is None or contact.blocked:
-                raise RemoteProtocolError("reset request from someone who is not a contact")
-        if not self._reset_guard.admit(verified, now=core.now()):
-            logger.info("event=reset_throttled device=%s", _device_id(verified.device_key))
-            return
-        if not await self._outbox.awaits_any(verified.device_key, verified.message_ids):
-            # Nothing it names is waiting for an acknowledgement from that device: the
-            # failed envelope was not ours (a forgery injected on the way), so our
-            # session with the device is fine and stays.
-            logger.info("event=reset_ignored device=%s", _device_id(verified.device_key))
-            return
-        async with core.keys.transaction() as tx:
-            await tx.delete_session(verified.device_key)
-        resent = await self._outbox.resend_to(verified.device_key)
-        await core.emit(
-            SessionReset(
-                user_id=verified.user_id, device_id=_device_id(verified.device_key), resent=resent
-            )
-        )
 
     async def _refused(
         self, exc: OmegaError, sender_id: str | None, message_id: str | None
@@ -671,7 +591,3 @@ def _is_receipt(entry: InboxEntry) -> bool:
 
 def _receipt(kind: ReceiptType, message_ids: list[str], now: int) -> ReceiptContent:
     return ReceiptContent(type=kind, message_ids=message_ids, timestamp=now)
-
-
-def _device_id(device_key: bytes) -> str:
-    return device_id(device_key)
