@@ -1,6 +1,10 @@
-"""Shared fixtures for the omega.crypto tests: deterministic randomness and keys."""
+"""Shared fixtures for the omega.crypto tests: deterministic randomness, keys, the twin."""
 
 from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
 
 import pytest
 
@@ -37,3 +41,18 @@ def second_device() -> DeviceKeyPair:
 def make_rng() -> type[DeterministicRandom]:
     """The deterministic source's class, to build several sources from the same seed."""
     return DeterministicRandom
+
+
+COMPILED_MODULE = "omega.crypto._ratchet_c"
+
+
+@pytest.fixture(scope="module")
+def compiled() -> ModuleType:
+    """The compiled twin of omega.crypto._kdf; skipped with the reason when it is not built,
+    unless OMEGA_REQUIRE_ACCELERATED=1 (then its absence fails)."""
+    try:
+        return importlib.import_module(COMPILED_MODULE)
+    except ImportError as exc:
+        if os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1":
+            pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
+        pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")

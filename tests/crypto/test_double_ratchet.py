@@ -51,6 +51,7 @@ from omega.protocol import (
     encode_message,
 )
 from omega.storage import MAX_VALUE_SIZE
+from omega.testing import wire
 from omega.testing.random import SeededRandom as _SeededRandom
 
 SHARED_SECRET = bytes(range(32))
@@ -121,27 +122,25 @@ def _dh(private: bytes, public: bytes) -> bytes:
     return key.exchange(X25519PublicKey.from_public_bytes(public))
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _header(ratchet_key: bytes, previous: int, number: int) -> bytes:
     """RatchetHeader encoded by hand: proto3 omits zero values."""
     out = b"\x08\x01" + b"\x12\x20" + ratchet_key
     if previous:
-        out += b"\x18" + _varint(previous)
+        out += b"\x18" + wire.varint(previous)
     if number:
-        out += b"\x20" + _varint(number)
+        out += b"\x20" + wire.varint(number)
     return out
 
 
 def _message(header: bytes, ciphertext: bytes) -> bytes:
-    return b"\x0a" + _varint(len(header)) + header + b"\x12" + _varint(len(ciphertext)) + ciphertext
+    return (
+        b"\x0a"
+        + wire.varint(len(header))
+        + header
+        + b"\x12"
+        + wire.varint(len(ciphertext))
+        + ciphertext
+    )
 
 
 def _seal(message_key: bytes, plaintext: bytes, ad: bytes) -> bytes:

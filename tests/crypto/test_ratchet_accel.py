@@ -12,7 +12,6 @@ unless ``OMEGA_REQUIRE_ACCELERATED=1``.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import subprocess
@@ -32,21 +31,8 @@ from omega.crypto._session_state import SessionState
 from omega.errors import DecryptionError
 from omega.protocol import RatchetHeader, RatchetMessage, decode_message
 
-COMPILED_MODULE = "omega.crypto._ratchet_c"
-REQUIRE_ACCELERATED = os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1"
-
 keys = st.binary(min_size=32, max_size=32)
 infos = st.sampled_from([_kdf.AEAD_KEY_INFO, MESSAGE_KEY_INFO])
-
-
-@pytest.fixture(scope="module")
-def compiled() -> ModuleType:
-    try:
-        return importlib.import_module(COMPILED_MODULE)
-    except ImportError as exc:
-        if REQUIRE_ACCELERATED:
-            pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
-        pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["libsodium-aead", "pyca-aead"])

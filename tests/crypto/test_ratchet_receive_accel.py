@@ -11,8 +11,6 @@ the same error and the same state afterwards.
 
 from __future__ import annotations
 
-import importlib
-import os
 from types import ModuleType
 
 import pytest
@@ -22,42 +20,14 @@ from nacl.signing import SigningKey
 
 from omega.crypto import _kdf, _symmetric
 from omega.crypto.double_ratchet import RatchetSession, SessionConfig
-
-COMPILED_MODULE = "omega.crypto._ratchet_c"
-REQUIRE_ACCELERATED = os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1"
-
-
-@pytest.fixture(scope="module")
-def compiled() -> ModuleType:
-    try:
-        return importlib.import_module(COMPILED_MODULE)
-    except ImportError as exc:
-        if REQUIRE_ACCELERATED:
-            pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
-        pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")
-
-
-class _Counter:
-    """A deterministic RandomSource: SHA-256 of a counter (tests only)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._count = 0
-
-    def __call__(self, size: int) -> bytes:
-        import hashlib
-
-        out = b""
-        while len(out) < size:
-            self._count += 1
-            out += hashlib.sha256(self._seed + self._count.to_bytes(8, "big")).digest()
-        return out[:size]
+from omega.testing import wire
+from omega.testing.random import SeededRandom
 
 
 def _pair(
     seed: bytes, config: SessionConfig | None = None
 ) -> tuple[RatchetSession, RatchetSession]:
-    rng = _Counter(seed)
+    rng = SeededRandom(seed)
     secret = rng(32)
     bob_private = rng(32)
     keys = {name: bytes(SigningKey(rng(32)).verify_key) for name in ("ai", "ad", "bi", "bd")}
@@ -104,19 +74,6 @@ def _both(
     return fast, strict
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, body: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(body)) + body
-
-
 def _split(message: bytes) -> tuple[bytes, bytes]:
     """(header, ciphertext) of a canonical RatchetMessage."""
     header_size = message[1]
@@ -136,17 +93,22 @@ def _variants(message: bytes) -> list[bytes]:
     padded_header = header[:-1] + bytes([header[-1] | 0x80, 0x00]) if header[-2] == 0x20 else header
     return [
         message + b"\x18\x01",  # an unknown varint field
-        message + _field(9, b"x"),  # an unknown length-delimited field
-        _field(2, ciphertext) + _field(1, header),  # fields out of order
-        _field(1, header) + _field(2, ciphertext) + _field(2, ciphertext),  # a repeated field
-        b"\x0a" + bytes([0x80 | len(header), 0x00]) + header + _field(2, ciphertext),  # padded len
-        _field(1, header + b"\x28\x07") + _field(2, ciphertext),  # unknown header field
-        _field(1, padded_header) + _field(2, ciphertext),  # padded message number
-        _field(1, b"\x08\x02" + header[2:]) + _field(2, ciphertext),  # header version 2
-        _field(1, header + b"\x08\x01") + _field(2, ciphertext),  # version repeated, last
-        _field(1, header) + _field(2, ciphertext[:15]),  # shorter than the tag
-        _field(1, header) + _field(2, b""),  # empty ciphertext
-        _field(1, header),  # no ciphertext
+        message + wire.field(9, b"x"),  # an unknown length-delimited field
+        wire.field(2, ciphertext) + wire.field(1, header),  # fields out of order
+        wire.field(1, header)
+        + wire.field(2, ciphertext)
+        + wire.field(2, ciphertext),  # a repeated field
+        b"\x0a"
+        + bytes([0x80 | len(header), 0x00])
+        + header
+        + wire.field(2, ciphertext),  # padded len
+        wire.field(1, header + b"\x28\x07") + wire.field(2, ciphertext),  # unknown header field
+        wire.field(1, padded_header) + wire.field(2, ciphertext),  # padded message number
+        wire.field(1, b"\x08\x02" + header[2:]) + wire.field(2, ciphertext),  # header version 2
+        wire.field(1, header + b"\x08\x01") + wire.field(2, ciphertext),  # version repeated, last
+        wire.field(1, header) + wire.field(2, ciphertext[:15]),  # shorter than the tag
+        wire.field(1, header) + wire.field(2, b""),  # empty ciphertext
+        wire.field(1, header),  # no ciphertext
         message[:-1],
         message[:1],
         b"",

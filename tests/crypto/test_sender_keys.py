@@ -63,6 +63,7 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
+from omega.testing import wire
 from omega.testing.random import SeededRandom as _SeededRandom
 
 GROUP = "group-Ω"  # non-ASCII on purpose: lengths are UTF-8 bytes
@@ -101,19 +102,6 @@ def receiver(
 # --- independent implementations of the construction ---------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _chain_step(chain_key: bytes) -> tuple[bytes, bytes]:
     """(next chain key, message key) = (HMAC(CK, 0x02), HMAC(CK, 0x01))."""
     return (
@@ -135,8 +123,8 @@ def _binding(group: str, device_key: bytes) -> bytes:
 
 
 def _header(key_id: int, iteration: int) -> bytes:
-    out = b"\x08\x01" + b"\x10" + _varint(key_id) if key_id else b"\x08\x01"
-    return out + (b"\x18" + _varint(iteration) if iteration else b"")
+    out = b"\x08\x01" + b"\x10" + wire.varint(key_id) if key_id else b"\x08\x01"
+    return out + (b"\x18" + wire.varint(iteration) if iteration else b"")
 
 
 def _message_keys(chain_key: bytes, count: int) -> list[bytes]:
@@ -185,11 +173,11 @@ def test_distribution_and_messages_known_answer() -> None:
     group = GROUP.encode()
     expected_distribution = (
         b"\x08\x01"
-        + _field(2, group)
+        + wire.field(2, group)
         + b"\x18"
-        + _varint(key_id)
-        + _field(5, chain_key)  # iteration 0 is omitted (proto3)
-        + _field(6, signature_public)
+        + wire.varint(key_id)
+        + wire.field(5, chain_key)  # iteration 0 is omitted (proto3)
+        + wire.field(6, signature_public)
     )
     assert outbound.distribution() == expected_distribution
 
@@ -201,7 +189,9 @@ def test_distribution_and_messages_known_answer() -> None:
         key, nonce = _expand(message_key)
         ciphertext = AESGCM(key).encrypt(nonce, text, AD_CONTEXT + binding + header)
         signed = SIGNATURE_CONTEXT + binding + len(header).to_bytes(2, "big") + header + ciphertext
-        expected = _field(1, header) + _field(2, ciphertext) + _field(3, signing.sign(signed))
+        expected = (
+            wire.field(1, header) + wire.field(2, ciphertext) + wire.field(3, signing.sign(signed))
+        )
         assert outbound.encrypt(text) == expected
     assert outbound.iteration == 3
     assert encode_message(SenderKeyHeader(version=1, key_id=key_id, iteration=2)) == _header(

@@ -13,9 +13,6 @@ same state afterwards.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import os
 from types import ModuleType
 
 import pytest
@@ -28,34 +25,8 @@ from omega.crypto._sender_key_chain import group_binding, signed_bytes
 from omega.crypto.sender_keys import InboundSenderKeys, OutboundSenderKey, SenderKeyConfig
 from omega.errors import DecryptionError
 from omega.protocol import SenderKeyMessage, decode_message
-
-COMPILED_MODULE = "omega.crypto._ratchet_c"
-REQUIRE_ACCELERATED = os.environ.get("OMEGA_REQUIRE_ACCELERATED", "").strip() == "1"
-
-
-@pytest.fixture(scope="module")
-def compiled() -> ModuleType:
-    try:
-        return importlib.import_module(COMPILED_MODULE)
-    except ImportError as exc:
-        if REQUIRE_ACCELERATED:
-            pytest.fail(f"{COMPILED_MODULE} is not importable ({exc}) but required")
-        pytest.skip(f"{COMPILED_MODULE} is not built ({exc})")
-
-
-class _Counter:
-    """A deterministic RandomSource: SHA-256 of a counter (tests only)."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._count = 0
-
-    def __call__(self, size: int) -> bytes:
-        out = b""
-        while len(out) < size:
-            self._count += 1
-            out += hashlib.sha256(self._seed + self._count.to_bytes(8, "big")).digest()
-        return out[:size]
+from omega.testing import wire
+from omega.testing.random import SeededRandom
 
 
 def _outcome(function: object, *args: object) -> tuple[object, ...]:
@@ -66,7 +37,7 @@ def _outcome(function: object, *args: object) -> tuple[object, ...]:
 
 
 def _pair(seed: bytes, group_id: str = "group") -> tuple[OutboundSenderKey, InboundSenderKeys]:
-    rng = _Counter(seed)
+    rng = SeededRandom(seed)
     device_key = bytes(SigningKey(rng(32)).verify_key)
     outbound = OutboundSenderKey.generate(group_id, device_key=device_key, rng=rng)
     inbound = InboundSenderKeys.from_distribution(
@@ -147,44 +118,37 @@ def test_sealed_sender_key_messages_are_identical(
 # --- the receiving step --------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, body: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(body)) + body
-
-
 def _variants(data: bytes) -> list[bytes]:
     """Rewrites of a valid message: some the strict decoder accepts, some it refuses."""
     message = decode_message(SenderKeyMessage, data)
     header, ciphertext, signature = message.header, message.ciphertext, message.signature
-    body = _field(2, ciphertext) + _field(3, signature)
+    body = wire.field(2, ciphertext) + wire.field(3, signature)
     padded = b"\x0a" + bytes([0x80 | len(header), 0x00]) + header
     return [
         data + b"\x20\x01",  # an unknown varint field
-        data + _field(9, b"x"),  # an unknown length-delimited field
-        _field(2, ciphertext) + _field(1, header) + _field(3, signature),  # out of order
-        _field(1, header) + _field(3, signature) + _field(2, ciphertext),  # out of order
-        _field(1, header) + body + _field(3, signature),  # a repeated field
+        data + wire.field(9, b"x"),  # an unknown length-delimited field
+        wire.field(2, ciphertext)
+        + wire.field(1, header)
+        + wire.field(3, signature),  # out of order
+        wire.field(1, header)
+        + wire.field(3, signature)
+        + wire.field(2, ciphertext),  # out of order
+        wire.field(1, header) + body + wire.field(3, signature),  # a repeated field
         padded + body,  # a padded length
-        _field(1, header + b"\x20\x07") + body,  # an unknown header field
-        _field(1, b"\x08\x02" + header[2:]) + body,  # version 2
-        _field(1, b"\x08\x81\x00" + header[2:]) + body,  # a padded version
-        _field(1, header + b"\x08\x01") + body,  # version repeated
-        _field(1, header[:2] + b"\x10\x00" + header[2:]) + body,  # a zero key id written
-        _field(1, header + b"\x18\x00") + body,  # iteration written again as zero
-        _field(1, header) + _field(2, ciphertext[:15]) + _field(3, signature),  # < tag
-        _field(1, header) + _field(2, b"") + _field(3, signature),  # empty ciphertext
-        _field(1, header) + _field(2, ciphertext) + _field(3, signature[:63]),  # short sig
-        _field(1, header) + _field(2, ciphertext) + _field(3, signature + b"\x00"),
-        _field(1, header) + _field(2, ciphertext),  # no signature
-        _field(1, b"") + body,  # an empty header
+        wire.field(1, header + b"\x20\x07") + body,  # an unknown header field
+        wire.field(1, b"\x08\x02" + header[2:]) + body,  # version 2
+        wire.field(1, b"\x08\x81\x00" + header[2:]) + body,  # a padded version
+        wire.field(1, header + b"\x08\x01") + body,  # version repeated
+        wire.field(1, header[:2] + b"\x10\x00" + header[2:]) + body,  # a zero key id written
+        wire.field(1, header + b"\x18\x00") + body,  # iteration written again as zero
+        wire.field(1, header) + wire.field(2, ciphertext[:15]) + wire.field(3, signature),  # < tag
+        wire.field(1, header) + wire.field(2, b"") + wire.field(3, signature),  # empty ciphertext
+        wire.field(1, header)
+        + wire.field(2, ciphertext)
+        + wire.field(3, signature[:63]),  # short sig
+        wire.field(1, header) + wire.field(2, ciphertext) + wire.field(3, signature + b"\x00"),
+        wire.field(1, header) + wire.field(2, ciphertext),  # no signature
+        wire.field(1, b"") + body,  # an empty header
         data[:-1],
         data[:1],
         b"",
@@ -198,7 +162,7 @@ def _resigned(outbound: OutboundSenderKey, data: bytes, ciphertext: bytes) -> by
     signature = _kdf.ed25519_sign(
         outbound._signer._secret_key, signed_bytes(binding, message.header, ciphertext)
     )
-    return _field(1, message.header) + _field(2, ciphertext) + _field(3, signature)
+    return wire.field(1, message.header) + wire.field(2, ciphertext) + wire.field(3, signature)
 
 
 @settings(max_examples=25)
@@ -261,7 +225,7 @@ def test_older_keys_skips_and_limits_take_the_strict_path(compiled: ModuleType) 
     del compiled
     outbound, inbound = _pair(b"older")
     old = [outbound.encrypt(b"old-0"), outbound.encrypt(b"old-1")]
-    inbound.add_distribution(outbound.rotate(rng=_Counter(b"rotate")))
+    inbound.add_distribution(outbound.rotate(rng=SeededRandom(b"rotate")))
     new = [outbound.encrypt(b"new-0"), outbound.encrypt(b"new-1"), outbound.encrypt(b"new-2")]
     state = inbound.to_bytes()
     small = SenderKeyConfig(max_plaintext_size=4)

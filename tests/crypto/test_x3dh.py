@@ -57,6 +57,7 @@ from omega.protocol import (
     decode_message,
     encode_message,
 )
+from omega.testing import wire
 from omega.testing.random import SeededRandom as _SeededRandom
 
 NOW = 1_700_000_000_000
@@ -118,22 +119,6 @@ def handshake(
 # --- known answers -----------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _x25519_private_of_seed(seed: bytes) -> X25519PrivateKey:
     # An Ed25519 secret scalar is the clamped first half of SHA-512(seed); X25519 clamps too.
     return X25519PrivateKey.from_private_bytes(hashlib.sha512(seed).digest()[:32])
@@ -182,7 +167,7 @@ def test_prekey_message_known_answer(
     chain_key = root_and_chain[32:]
     message_key = hmac.new(chain_key, b"\x01", "sha256").digest()
     key_and_nonce = _hkdf(message_key, bytes(32), b"omega/ratchet/message-key/v1", 44)
-    header = b"\x08\x01" + _field(2, ratchet_public.public_bytes_raw())
+    header = b"\x08\x01" + wire.field(2, ratchet_public.public_bytes_raw())
     associated = alice[1].device_key + bob[1].device_key + alice[0].public_key + bob[0].public_key
     ciphertext = AESGCM(key_and_nonce[:32]).encrypt(
         key_and_nonce[32:], b"first!", associated + header
@@ -190,11 +175,11 @@ def test_prekey_message_known_answer(
     ephemeral_public = X25519PrivateKey.from_private_bytes(ephemeral_private).public_key()
     expected = (
         b"\x08\x01"
-        + _field(2, encode_message(alice[1].certificate.to_signed()))
-        + _field(3, ephemeral_public.public_bytes_raw())
+        + wire.field(2, encode_message(alice[1].certificate.to_signed()))
+        + wire.field(3, ephemeral_public.public_bytes_raw())
         + b"\x20\x01"  # signed prekey id 1
         + (b"\x28\x07" if with_one_time_prekey else b"")
-        + _field(6, _field(1, header) + _field(2, ciphertext))
+        + wire.field(6, wire.field(1, header) + wire.field(2, ciphertext))
     )
     assert message == expected
 
@@ -567,7 +552,7 @@ def test_second_prekey_message_known_answer(
     message_key = hmac.new(chain_key, b"\x01", "sha256").digest()
     key_and_nonce = _hkdf(message_key, bytes(32), b"omega/ratchet/message-key/v1", 44)
     ratchet_public = X25519PrivateKey.from_private_bytes(ratchet_private).public_key()
-    header = b"\x08\x01" + _field(2, ratchet_public.public_bytes_raw()) + b"\x20\x01"
+    header = b"\x08\x01" + wire.field(2, ratchet_public.public_bytes_raw()) + b"\x20\x01"
     associated = alice[1].device_key + bob[1].device_key + alice[0].public_key + bob[0].public_key
     ciphertext = AESGCM(key_and_nonce[:32]).encrypt(
         key_and_nonce[32:], b"second", associated + header
@@ -575,10 +560,10 @@ def test_second_prekey_message_known_answer(
     ephemeral_public = X25519PrivateKey.from_private_bytes(ephemeral_private).public_key()
     expected = (
         b"\x08\x01"
-        + _field(2, encode_message(alice[1].certificate.to_signed()))
-        + _field(3, ephemeral_public.public_bytes_raw())
+        + wire.field(2, encode_message(alice[1].certificate.to_signed()))
+        + wire.field(3, ephemeral_public.public_bytes_raw())
         + b"\x20\x01"
-        + _field(6, _field(1, header) + _field(2, ciphertext))
+        + wire.field(6, wire.field(1, header) + wire.field(2, ciphertext))
     )
     second = encrypt_message(session, b"second", rng=rng)
     assert second == EncryptedMessage(kind=MessageKind.PREKEY, data=expected)

@@ -5,6 +5,7 @@
 * :func:`omega.testing.transport.check_transport` for transports (and
   :class:`omega.testing.clock.ManualClock`, a clock tests move by hand).
 * :class:`omega.testing.random.SeededRandom`: a reproducible random source.
+* :mod:`omega.testing.wire`: protobuf encodings built by hand, for decoder tests.
 """
 
 from __future__ import annotations
