@@ -144,8 +144,8 @@ async def test_a_directory_or_a_missing_folder(tmp_path: Path) -> None:
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys.db"
     await _write_session(path)
-    _tamper(path, "UPDATE meta SET value = x'00000002' WHERE name = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 2 is not supported"):
+    _tamper(path, "UPDATE meta SET value = x'00000003' WHERE name = 'schema_version'")
+    with pytest.raises(StorageError, match="schema version 3 is not supported"):
         await SQLiteKeyStore.open(path)
 
 
