@@ -267,7 +267,7 @@ class _SQLiteTransaction(KeyStoreTransaction):
 
     async def delete_group_state(self, group_id: str) -> bool:
         row_id = self._group_row(group_id)
-        group_ref = self._sealer.row_id("group_senders/group", group_id.encode("utf-8"))
+        group_ref = self._sealer.row_id("group_sender_ref", group_id.encode("utf-8"))
         deleted = await self._execute("DELETE FROM group_states WHERE id = ?", (row_id,))
         deleted += await self._execute(
             "DELETE FROM group_outbound WHERE id = ?", (self._outbound_row(group_id),)
@@ -308,7 +308,7 @@ class _SQLiteTransaction(KeyStoreTransaction):
     def _sender_rows(self, group_id: str, device_key: bytes) -> tuple[bytes, bytes]:
         group = check_group_id(group_id).encode("utf-8")
         check_device_key(device_key)
-        group_ref = self._sealer.row_id("group_senders/group", group)
+        group_ref = self._sealer.row_id("group_sender_ref", group)
         return self._sealer.row_id("group_senders", group + b"\x00" + device_key), group_ref
 
     async def load_group_sender(self, group_id: str, device_key: bytes) -> bytes | None:
@@ -337,7 +337,7 @@ class _SQLiteTransaction(KeyStoreTransaction):
         return await self._execute("DELETE FROM group_senders WHERE id = ?", (row_id,)) > 0
 
     async def load_group_senders(self, group_id: str) -> dict[bytes, bytes]:
-        group_ref = self._sealer.row_id("group_senders/group", check_group_id(group_id).encode())
+        group_ref = self._sealer.row_id("group_sender_ref", check_group_id(group_id).encode())
         rows = await self._fetch_all(
             "SELECT id, CAST(device_key AS BLOB), CAST(state AS BLOB) FROM group_senders"
             " WHERE group_ref = ?",
