@@ -84,7 +84,9 @@ class GroupSession:
     :class:`~omega.crypto.InboundSenderKeys` of every other member device.
     Whenever the group's epoch increases (a removal or a leave) it rotates
     its own key and returns a :class:`Rekey` for the remaining members only,
-    and it drops the keys of users no longer members.
+    and it drops the keys of users no longer members. Persist it in parts:
+    after each change, write what :meth:`take_changes` returns (docs/groups.md,
+    "Storage").
     """
 
     def __init__(self, log: GroupLog, device: LocalDevice, outbound: OutboundSenderKey) -> None:
@@ -118,7 +120,7 @@ class GroupSession:
 
     @property
     def outbound(self) -> OutboundSenderKey:
-        """This device's sender key (persist :meth:`OutboundSenderKey.to_bytes` after use)."""
+        """This device's sender key (a rotation through it shows in :meth:`take_changes`)."""
         return self._outbound
 
     def rekey_all(self) -> Rekey:
