@@ -97,7 +97,8 @@ class GroupSession:
         self._user_id = user_id_from_public_key(device.certificate.identity_key)
         self._outbound = outbound
         self._inbound: dict[bytes, tuple[str, InboundSenderKeys]] = {}
-        self._key_epochs: dict[tuple[bytes, int], int] = {}
+        # The group epoch each held key of each sender device arrived in, by device, key id.
+        self._key_epochs: dict[bytes, dict[int, int]] = {}
         self._epoch = log.state.epoch
         # What the store holds, to tell what changed (None: nothing saved in parts yet).
         self._saved_record: tuple[object, ...] | None = None
@@ -157,8 +158,7 @@ class GroupSession:
                 del self._inbound[device_key]
                 self._changed_senders.discard(device_key)
                 self._removed_senders.add(device_key)
-                for entry in [e for e in self._key_epochs if e[0] == device_key]:
-                    del self._key_epochs[entry]
+                self._key_epochs.pop(device_key, None)
         if state.epoch == self._epoch:
             return None
         self._epoch = state.epoch
@@ -188,12 +188,12 @@ class GroupSession:
 
     def _sender_state(self, device_key: bytes) -> GroupSenderKeys:
         user_id, keys = self._inbound[device_key]
-        key_ids = [key_id for (dk, key_id) in self._key_epochs if dk == device_key]
+        epochs = self._key_epochs.get(device_key, {})
         return GroupSenderKeys(
             user_id=user_id,
             keys=keys.to_bytes(),
-            key_ids=key_ids,
-            key_epochs=[self._key_epochs[(device_key, key_id)] for key_id in key_ids],
+            key_ids=list(epochs),
+            key_epochs=list(epochs.values()),
         )
 
     def _record_mark(self) -> tuple[object, ...]:
@@ -315,10 +315,7 @@ class GroupSession:
             raise MessageDecodeError("group session key epochs are inconsistent")
         device_key = keys.sender_device_key
         self._inbound[device_key] = (sender.user_id, keys)
-        for entry in [e for e in self._key_epochs if e[0] == device_key]:
-            del self._key_epochs[entry]
-        for key_id, epoch in zip(sender.key_ids, sender.key_epochs, strict=True):
-            self._key_epochs[(device_key, key_id)] = epoch
+        self._key_epochs[device_key] = dict(zip(sender.key_ids, sender.key_epochs, strict=True))
         return device_key
 
     def restore_sender(self, device_key: bytes, data: bytes | None) -> None:
@@ -329,8 +326,7 @@ class GroupSession:
         :class:`~omega.errors.MessageDecodeError` for a damaged record.
         """
         self._inbound.pop(device_key, None)
-        for entry in [e for e in self._key_epochs if e[0] == device_key]:
-            del self._key_epochs[entry]
+        self._key_epochs.pop(device_key, None)
         self._changed_senders.discard(device_key)
         if data is None:
             return
@@ -384,11 +380,11 @@ class GroupSession:
         if added:
             self._changed_senders.add(sender_device_key)
             self._removed_senders.discard(sender_device_key)
-            self._key_epochs[(sender_device_key, info.key_id)] = self._epoch
+            epochs = self._key_epochs.setdefault(sender_device_key, {})
+            epochs[info.key_id] = self._epoch
             kept = set(self._inbound[sender_device_key][1].key_ids)
-            for entry in [e for e in self._key_epochs if e[0] == sender_device_key]:
-                if entry[1] not in kept:
-                    del self._key_epochs[entry]
+            for key_id in [key_id for key_id in epochs if key_id not in kept]:
+                del epochs[key_id]
         return added
 
     def decrypt(self, sender_id: str, sender_device_key: bytes, data: bytes) -> bytes:
@@ -410,7 +406,7 @@ class GroupSession:
                 "no sender key of this device in this group", details={"key_id": None}
             )
         key_id = _key_id(data)
-        epoch = self._key_epochs.get((sender_device_key, key_id))
+        epoch = self._key_epochs.get(sender_device_key, {}).get(key_id)
         if epoch is not None and epoch < self._epoch and self._has_current_key(sender_device_key):
             raise StaleSenderKeyError(
                 f"sender key {key_id} predates the group's last removal",
@@ -421,11 +417,7 @@ class GroupSession:
         return plaintext
 
     def _has_current_key(self, device_key: bytes) -> bool:
-        return any(
-            epoch == self._epoch
-            for (key_device, _), epoch in self._key_epochs.items()
-            if key_device == device_key
-        )
+        return self._epoch in self._key_epochs.get(device_key, {}).values()
 
     def _check_sender(self, sender_id: str, *, posting: bool) -> None:
         state = self._log.state
