@@ -197,3 +197,20 @@ def test_parts_written_after_every_step_load_the_same_session(steps: list[tuple[
             sessions[1].outbound.rotate(rng=SeededRandom(b"own%d" % step))
         parts.write(sessions[1].take_changes())
         assert parts.load(1).to_bytes() == sessions[1].to_bytes()
+
+
+@settings(max_examples=40)
+@given(st.binary(max_size=300))
+def test_arbitrary_sender_records_raise_only_decode_errors(data: bytes) -> None:
+    log, _ = new_group(2)
+    session = _sessions(2, log)[1]
+    parts = _Parts()
+    parts.write(session.take_changes())
+    assert parts.record is not None
+    sender = device(0).device_key
+    assert sender in parts.senders
+    with pytest.raises(MessageDecodeError):
+        GroupSession.from_parts(parts.record, parts.outbound, {sender: data}, device(1))
+    with pytest.raises(MessageDecodeError):
+        session.restore_sender(sender, data)
+    assert session.to_bytes() == parts.load(1).to_bytes(), "a refused record changes nothing"

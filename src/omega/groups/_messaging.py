@@ -308,37 +308,45 @@ class GroupSession:
         return session
 
     def _load_sender(self, sender: GroupSenderKeys) -> bytes:
+        keys, epochs = self._read_sender(sender)
+        device_key = keys.sender_device_key
+        self._inbound[device_key] = (sender.user_id, keys)
+        self._key_epochs[device_key] = epochs
+        return device_key
+
+    def _read_sender(self, sender: GroupSenderKeys) -> tuple[InboundSenderKeys, dict[int, int]]:
         keys = InboundSenderKeys.from_bytes(sender.keys)
         if keys.group_id != self._log.group_id:
             raise MessageDecodeError("a sender record is for another group")
         if len(sender.key_ids) != len(sender.key_epochs):
             raise MessageDecodeError("group session key epochs are inconsistent")
-        device_key = keys.sender_device_key
-        self._inbound[device_key] = (sender.user_id, keys)
-        self._key_epochs[device_key] = dict(zip(sender.key_ids, sender.key_epochs, strict=True))
-        return device_key
+        return keys, dict(zip(sender.key_ids, sender.key_epochs, strict=True))
 
     def restore_sender(self, device_key: bytes, data: bytes | None) -> None:
         """Put back the stored record of one sender (after a failed transaction).
 
         ``data`` is what the store holds for ``device_key`` (``None``: no
         record, the device's keys are dropped). Raises
-        :class:`~omega.errors.MessageDecodeError` for a damaged record.
+        :class:`~omega.errors.MessageDecodeError` for a damaged record, and
+        nothing changes then.
         """
+        restored = None
+        if data is not None:
+            try:
+                sender = decode_message(GroupSenderKeys, data)
+                keys, epochs = self._read_sender(sender)
+            except (DecodeError, ConfigurationError) as exc:
+                raise MessageDecodeError(f"invalid sender record: {exc}") from exc
+            except OmegaError as exc:
+                raise MessageDecodeError(f"invalid sender record: {exc.message}") from exc
+            if keys.sender_device_key != device_key:
+                raise MessageDecodeError("a sender record is stored under another device")
+            restored = (sender.user_id, keys), epochs
         self._inbound.pop(device_key, None)
         self._key_epochs.pop(device_key, None)
         self._changed_senders.discard(device_key)
-        if data is None:
-            return
-        try:
-            loaded = self._load_sender(decode_message(GroupSenderKeys, data))
-        except (DecodeError, ConfigurationError) as exc:
-            raise MessageDecodeError(f"invalid sender record: {exc}") from exc
-        except OmegaError as exc:
-            raise MessageDecodeError(f"invalid sender record: {exc.message}") from exc
-        if loaded != device_key:
-            self._inbound.pop(loaded, None)
-            raise MessageDecodeError("a sender record is stored under another device")
+        if restored is not None:
+            self._inbound[device_key], self._key_epochs[device_key] = restored
 
     # -- messages ---------------------------------------------------------------------
 
