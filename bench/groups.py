@@ -16,7 +16,19 @@ Figures, each beside a baseline measured in the same run:
   certificate verified, then the deterministic replay), beside the floor of
   verifying the same Ed25519 signatures alone; and the replay alone.
 
-N is 256 (the default member limit) and 1000 (Signal's cap).
+N is 256 (the default member limit) and 1000 (Signal's cap) for these.
+
+* ``receive``: what a member device persists per group message it receives
+  and per one it sends, in a group of N = 16 and 256 member devices (one
+  device each, every one holding a sender key). The baseline is the layout
+  before the split, measured in the same run: the whole session encoded
+  (``GroupSession.to_bytes``) and sealed as one value; against it the parts
+  the message changed (``take_changes``: one sender record, or our outbound
+  key) sealed alike. Bytes are the sealed values written; microseconds the
+  encoding and sealing. Then end to end through an encrypted SQLite key
+  store: one transaction that decrypts the message, writes the group state
+  (old: the whole blob; new: the sender's record) and the inbox entry, and
+  commits (``synchronous=FULL``: each commit reaches the disk).
 
     python bench/groups.py            # full run
     python bench/groups.py --quick    # under a minute
@@ -30,9 +42,14 @@ import argparse
 import gc
 import json
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import anyio
+
+from omega.client._group_store import write_changes
 from omega.crypto import (
     DeviceKeyPair,
     IdentityKeyPair,
@@ -48,14 +65,17 @@ from omega.crypto import (
     verify_device_certificate,
     verify_signature,
 )
-from omega.groups import GroupConfig, GroupLog, verify_operation
+from omega.groups import GroupConfig, GroupLog, GroupSession, verify_operation
 from omega.groups._state import resolve
 from omega.protocol import (
     GroupOperationBatch,
+    GroupSessionState,
     SignedGroupOperation,
     decode_message,
     encode_message,
 )
+from omega.storage import InboxEntry, SQLiteKeyStore
+from omega.storage._sealing import Sealer
 from omega.testing.random import SeededRandom
 
 PLAINTEXT = bytes(range(256))
@@ -219,12 +239,162 @@ def bench_log(members: int, repeats: int) -> dict[str, float]:
     }
 
 
+def _member_sessions(devices: int) -> tuple[GroupSession, list[tuple[str, OutboundSenderKey]]]:
+    """Member 1's session in a group of ``devices`` members, holding every other one's key."""
+    log = _group(devices)
+    replica, _ = GroupLog.from_batch(log.to_bytes(), config=log.config)
+    session = GroupSession.start(replica, _RECEIVER, rng=SeededRandom(b"member"))
+    senders = []
+    for index in (0, *range(2, devices)):
+        user_id, device = _device(index)
+        outbound = OutboundSenderKey.generate(
+            replica.group_id, device_key=device.device_key, rng=SeededRandom(b"o%d" % index)
+        )
+        session.add_distribution(user_id, device.device_key, outbound.distribution())
+        senders.append((user_id, outbound))
+    return session, senders
+
+
+def _persist_old(sealer: Sealer, session: GroupSession) -> int:
+    return len(sealer.seal("group_states/state", bytes(32), session.to_bytes()))
+
+
+def _persist_new(sealer: Sealer, session: GroupSession) -> int:
+    changes = session.take_changes()
+    written = [changes.record, changes.outbound, *changes.senders.values()]
+    return sum(len(sealer.seal("part", bytes(32), part)) for part in written if part is not None)
+
+
+def _per_message(
+    session: GroupSession, step: Callable[[], object], persist: Callable[[], int], rounds: int
+) -> tuple[float, float]:
+    """Mean bytes and microseconds of ``persist`` after each of ``rounds`` ``step``s."""
+    sizes: list[int] = []
+    seconds = 0.0
+    gc.collect()
+    gc.disable()  # for the whole loop: a collection before each short call would cool the caches
+    try:
+        for _ in range(rounds):
+            step()
+            start = time.perf_counter()
+            sizes.append(persist())
+            seconds += time.perf_counter() - start
+    finally:
+        gc.enable()
+    return statistics.mean(sizes), seconds / rounds * 1e6
+
+
+def bench_receive(devices: int, rounds: int) -> dict[str, float]:
+    session, senders = _member_sessions(devices)
+    sealer = Sealer(b"S" * 32)
+    session.take_changes()  # stored once, in parts
+    user_id, sender = senders[devices // 2 - 1]
+    device_key = sender.device_key
+
+    def receive() -> None:
+        session.decrypt(user_id, device_key, sender.encrypt(PLAINTEXT))
+
+    def send() -> None:
+        session.encrypt(PLAINTEXT)
+
+    figures: dict[str, float] = {}
+    for kind, step in (("receive", receive), ("send", send)):
+        old_bytes, old_us = _per_message(
+            session, step, lambda: _persist_old(sealer, session), rounds
+        )
+        new_bytes, new_us = _per_message(
+            session, step, lambda: _persist_new(sealer, session), rounds
+        )
+        figures |= {
+            f"{kind}_old_bytes": old_bytes,
+            f"{kind}_new_bytes": new_bytes,
+            f"{kind}_old_us": old_us,
+            f"{kind}_new_us": new_us,
+            f"{kind}_bytes_ratio": old_bytes / new_bytes,
+            f"{kind}_speedup": old_us / new_us,
+        }
+    old_sqlite, new_sqlite = anyio.run(_sqlite_round_trip, session, user_id, sender, rounds)
+    figures |= {
+        "sqlite_old_us": old_sqlite,
+        "sqlite_new_us": new_sqlite,
+        "sqlite_speedup": old_sqlite / new_sqlite,
+    }
+    return figures
+
+
+async def _sqlite_round_trip(
+    session: GroupSession, user_id: str, sender: OutboundSenderKey, rounds: int
+) -> tuple[float, float]:
+    """Median microseconds of one received message's key-store transaction, old and new."""
+    group_id = session.log.group_id
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for layout in ("old", "new"):
+            store = await SQLiteKeyStore.open(Path(folder) / f"{layout}.db", encryption_key=KEY)
+            async with store:
+                async with store.transaction() as tx:
+                    session.take_changes()
+                    await tx.save_group_state(group_id, session.to_bytes())
+                    for device_key, record in _all_senders(session).items():
+                        await tx.save_group_sender(group_id, device_key, record)
+                    await tx.save_group_outbound(group_id, session.outbound.to_bytes())
+                times = []
+                for index in range(rounds):
+                    ciphertext = sender.encrypt(PLAINTEXT)
+                    start = time.perf_counter()
+                    async with store.transaction() as tx:
+                        plaintext = session.decrypt(user_id, sender.device_key, ciphertext)
+                        if layout == "old":
+                            await tx.save_group_state(group_id, session.to_bytes())
+                        else:
+                            await write_changes(tx, group_id, session.take_changes())
+                        await tx.add_to_inbox(
+                            InboxEntry(
+                                message_id=f"{layout}-{index}",
+                                sender_device_key=sender.device_key,
+                                plaintext=plaintext,
+                                received_at=NOW,
+                            )
+                        )
+                    times.append(time.perf_counter() - start)
+                results.append(statistics.median(times) * 1e6)
+    return results[0], results[1]
+
+
+KEY = b"K" * 32
+
+
+def _all_senders(session: GroupSession) -> dict[bytes, bytes]:
+    state = decode_message(GroupSessionState, session.to_bytes())
+    return {
+        InboundSenderKeys.from_bytes(item.keys).sender_device_key: encode_message(item)
+        for item in state.senders
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (under a minute)")
     args = parser.parse_args()
     repeats = 1 if args.quick else 5
     figures: dict[str, object] = {}
+    for devices in (16, 256):
+        receive = bench_receive(devices, 20 if args.quick else 100)
+        figures[f"receive_{devices}"] = receive
+        print(f"--- receive: what is persisted per group message, {devices} member devices ---")
+        for kind in ("receive", "send"):
+            print(
+                f"{kind:8} old (whole session) {receive[f'{kind}_old_bytes']:9.0f} B "
+                f"{receive[f'{kind}_old_us']:8.1f} us | new (changed part) "
+                f"{receive[f'{kind}_new_bytes']:6.0f} B {receive[f'{kind}_new_us']:6.1f} us | "
+                f"{receive[f'{kind}_bytes_ratio']:.0f}x fewer bytes, "
+                f"{receive[f'{kind}_speedup']:.0f}x faster"
+            )
+        print(
+            f"sqlite   one received message's transaction (decrypt, write, inbox, commit): "
+            f"old {receive['sqlite_old_us']:.0f} us, new {receive['sqlite_new_us']:.0f} us "
+            f"({receive['sqlite_speedup']:.1f}x)"
+        )
     for members in (256, 1000):
         pairs = _session_pairs(members)
         send = bench_send(members, pairs)

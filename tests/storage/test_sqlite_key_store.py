@@ -13,6 +13,14 @@ from pathlib import Path
 import anyio
 import pytest
 
+from omega.client._group_store import load_session, write_changes
+from omega.crypto import (
+    DeviceKeyPair,
+    IdentityKeyPair,
+    LocalDevice,
+    certify_device,
+    verify_device_certificate,
+)
 from omega.errors import (
     ConfigurationError,
     CorruptDataError,
@@ -20,6 +28,8 @@ from omega.errors import (
     StorageError,
     WrongPassphraseError,
 )
+from omega.groups import GroupConfig
+from omega.protocol import GroupSessionState, decode_message
 from omega.storage import InboxEntry, SQLiteKeyStore
 
 pytestmark = pytest.mark.anyio
@@ -144,8 +154,8 @@ async def test_a_directory_or_a_missing_folder(tmp_path: Path) -> None:
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "keys.db"
     await _write_session(path)
-    _tamper(path, "UPDATE meta SET value = x'00000002' WHERE name = 'schema_version'")
-    with pytest.raises(StorageError, match="schema version 2 is not supported"):
+    _tamper(path, "UPDATE meta SET value = x'00000003' WHERE name = 'schema_version'")
+    with pytest.raises(StorageError, match="schema version 3 is not supported"):
         await SQLiteKeyStore.open(path)
 
 
@@ -248,3 +258,62 @@ async def test_killed_mid_transaction_leaves_only_committed_state(tmp_path: Path
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         connection.close()
+
+
+_LEGACY = Path(__file__).parent.parent / "groups" / "data"
+
+
+async def test_a_version_1_file_is_migrated_and_its_group_converted(tmp_path: Path) -> None:
+    path = tmp_path / "keys.db"
+    path.write_bytes((_LEGACY / "key_store_v1.db").read_bytes())
+    legacy = (_LEGACY / "group_session_v1_member1.bin").read_bytes()
+    with pytest.raises(WrongPassphraseError):
+        await SQLiteKeyStore.open(path, encryption_key=b"W" * 32)
+    assert _sql(path, "SELECT value FROM meta WHERE name = 'schema_version'") == [
+        (b"\x00\x00\x00\x01",)
+    ], "a failed open migrates nothing"
+    device = _member_device(1)
+    store = await SQLiteKeyStore.open(path, encryption_key=KEY)
+    async with store, store.transaction() as tx:
+        [group_id] = await tx.group_state_ids()
+        parts = await tx.load_group_parts(group_id)
+        assert parts is not None
+        assert (parts.record, parts.outbound, parts.senders) == (legacy, None, {})
+        assert await tx.load_session(bytes(32)) is None
+        session = await load_session(tx, group_id, device, GroupConfig())
+        assert session is not None
+        await write_changes(tx, group_id, session.take_changes())
+    assert _sql(path, "SELECT value FROM meta WHERE name = 'schema_version'") == [
+        (b"\x00\x00\x00\x02",)
+    ]
+    store = await SQLiteKeyStore.open(path, encryption_key=KEY)
+    async with store, store.transaction() as tx:
+        parts = await tx.load_group_parts(group_id)
+        assert parts is not None
+        assert decode_message(GroupSessionState, parts.record).version == 2
+        assert parts.outbound is not None
+        assert len(parts.senders) == 1
+        reloaded = await load_session(tx, group_id, device, GroupConfig())
+        assert reloaded is not None
+        assert reloaded.to_bytes() == legacy, "the same session, now stored in parts"
+    assert _sql(path, "SELECT count(*) FROM group_senders") == [(1,)]
+
+
+def _sql(path: Path, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(path)
+    try:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+    finally:
+        connection.close()
+
+
+def _member_device(index: int) -> LocalDevice:
+    """The device of test user ``index`` of tests/groups/group_helpers.py."""
+    seed = index.to_bytes(4, "big")
+    identity = IdentityKeyPair.from_seed(b"identity" + seed + bytes(20))
+    key_pair = DeviceKeyPair.from_seed(b"device--" + seed + bytes(20))
+    signed = certify_device(
+        identity, key_pair.public_key, name="phone", created_at=1_700_000_000_000
+    )
+    certificate = verify_device_certificate(signed, identity_key=identity.public_key)
+    return LocalDevice(key_pair=key_pair, certificate=certificate)

@@ -3,7 +3,8 @@
 The inbound path (:mod:`omega.client._inbound`) hands over:
 
 * a ``SENDER_KEY`` envelope to :meth:`GroupInbound.decrypt`, inside the
-  key-store transaction that also commits the plaintext to the inbox;
+  key-store transaction that also commits the plaintext to the inbox (it
+  writes the sender's record alone, see :mod:`omega.client._group_store`);
 * every applied inbox entry that belongs to a group (its conversation is a
   group id, or its kind is one of
   :data:`~omega.client._groups.GROUP_CONTENT_KINDS`) to
@@ -21,6 +22,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import anyio
+
 from omega.client._group_events import (
     GroupJoined,
     GroupMentioned,
@@ -28,6 +31,7 @@ from omega.client._group_events import (
     GroupOperationRefused,
 )
 from omega.client._group_parts import chunked_updates, client_events, is_group_id
+from omega.client._group_store import write_changes
 from omega.client._groups import GROUP_CONTENT_KINDS, Groups
 from omega.client._records import received_record
 from omega.client.events import Event, MessageDeleted, MessageEdited, ReactionReceived
@@ -91,30 +95,47 @@ class GroupInbound:
         member who may not post, and what decryption raises; nothing changes then.
         """
         group_id = info.recipient_id
+        groups = self.groups
         session = None
         if is_group_id(group_id):
-            session = self.groups.sessions.get(group_id) or await self.groups.reload(tx, group_id)
+            await groups.settle(tx, group_id)
+            session = groups.sessions.get(group_id) or await groups.reload(tx, group_id)
         if session is None:
             raise UnknownSenderKeyError(
                 "a message for a group we are not in (yet)", details={"key_id": None}
             )
+        device_key = info.sender_device_key
         try:
-            plaintext = session.decrypt(
-                info.sender_id, info.sender_device_key, message.encrypted_content
-            )
+            plaintext = session.decrypt(info.sender_id, device_key, message.encrypted_content)
             check_binding(info, decode_content(plaintext))
         except CryptoError as exc:
             # Forged or damaged: refused, never a reason to reset the pairwise session.
-            await self.groups.reload(tx, group_id)
+            await self._undo(tx, group_id, session, device_key)
             raise InvalidEnvelopeError(
                 f"group message refused: {exc.message}", details={"reason": "group_decryption"}
             ) from exc
         except BaseException:
-            await self.groups.reload(tx, group_id)
+            with anyio.CancelScope(shield=True):
+                await self._undo(tx, group_id, session, device_key)
             raise
-        self.groups.dirty = {group_id}  # until this transaction is known to have committed
-        await tx.save_group_state(group_id, session.to_bytes())
+        changes = session.take_changes()
+        # Until this transaction is known to have committed (GroupInbound.apply).
+        groups.unconfirmed.wrote(group_id, (device_key, info.message_id), changes)
+        await write_changes(tx, group_id, changes)
         return plaintext
+
+    async def _undo(
+        self, tx: KeyStoreTransaction, group_id: str, session: GroupSession, device_key: bytes
+    ) -> None:
+        """A decryption failed after it may have advanced the sender's chain in memory:
+        read that sender's record back (the whole session while not stored in parts)."""
+        if session.needs_record:
+            await self.groups.reload(tx, group_id)
+            return
+        try:
+            session.restore_sender(device_key, await tx.load_group_sender(group_id, device_key))
+        except OmegaError:
+            await self.groups.reload(tx, group_id)
 
     async def undecryptable(self, info: EnvelopeInfo, exc: UnknownSenderKeyError) -> bool:
         """A group message we hold no key for: True to leave it unacknowledged (retried).
@@ -167,6 +188,9 @@ class GroupInbound:
         core = self.core
         sender_id = wrapper.sender_id.lower()
         kind = content_kind(content)
+        if is_group_id(wrapper.recipient_id):  # its decryption committed: the entry is here
+            message = (entry.sender_device_key, wrapper.message_id)
+            self.groups.unconfirmed.committed(wrapper.recipient_id, message)
         events: list[Event] = []
         try:
             if kind == "group_update":
@@ -255,7 +279,7 @@ class GroupInbound:
             return _refusals(group_id, sender_id, log_events)
         session = GroupSession.start(candidate, core.identity.device, rng=core.rng)
         async with core.keys.transaction() as tx:
-            await tx.save_group_state(group_id, session.to_bytes())
+            await write_changes(tx, group_id, session.take_changes())
         self.groups.sessions[group_id] = session
         others = sorted(set(state.members) - {core.user_id})
         await self.groups.ensure_contacts(others)

@@ -1,10 +1,11 @@
 """Groups in the client: state, local changes, and what they send (docs/groups.md).
 
 :class:`Groups` holds this device's :class:`~omega.groups.GroupSession` of
-every group, persisted as one sealed blob per group in the key store
-(``save_group_state``) and changed only inside a key-store transaction, so
-two changes never interleave and a failed one leaves the stored state as it
-was (the cached session is then reloaded from the store).
+every group, persisted in parts in the key store (:mod:`omega.client._group_store`:
+the group record, our outbound key, one record per sending device; each
+written only when it changed) and changed only inside a key-store
+transaction, so two changes never interleave and a failed one leaves the
+stored state as it was (the cached session is then read back from the store).
 
 What travels where:
 
@@ -33,6 +34,7 @@ from omega.client._group_events import (
     GroupCreated,
 )
 from omega.client._group_parts import chunked_updates, client_events
+from omega.client._group_store import Unconfirmed, load_session, write_changes
 from omega.client._records import outgoing_record
 from omega.client.events import ContactDevicesChanged, OwnDevicesChanged
 from omega.errors import (
@@ -92,9 +94,9 @@ class Groups:
         self.core = core
         self.config = config or GroupConfig()
         self.sessions: dict[str, GroupSession] = {}
-        self.dirty: set[str] = set()
-        """Groups whose cached session changed in a key-store transaction not yet known
-        to have committed (see :meth:`reload_dirty`)."""
+        self.unconfirmed = Unconfirmed()
+        """Parts written by received messages in transactions not yet known to have
+        committed (see :meth:`settle`)."""
         core.add_handler(ContactDevicesChanged, self._devices_changed)  # type: ignore[arg-type]
         core.add_handler(OwnDevicesChanged, self._own_devices_changed)  # type: ignore[arg-type]
 
@@ -108,23 +110,28 @@ class Groups:
     async def reload(self, tx: KeyStoreTransaction, group_id: str) -> GroupSession | None:
         """Read ``group_id``'s session back from the store (after a failed change)."""
         self.sessions.pop(group_id, None)
-        data = await tx.load_group_state(group_id)
-        if data is None:
-            return None
         try:
-            session = GroupSession.from_bytes(data, self.core.identity.device, config=self.config)
+            session = await load_session(tx, group_id, self.core.identity.device, self.config)
         except OmegaError as exc:
             logger.error("event=group_state_unreadable group=%s error=%s", group_id, exc.code)
             return None
-        self.sessions[group_id] = session
+        if session is not None:
+            self.sessions[group_id] = session
         return session
 
+    async def settle(self, tx: KeyStoreTransaction, group_id: str) -> None:
+        """Make the cached session of ``group_id`` match the store again if a received
+        message's transaction did not commit (see ``_group_store.Unconfirmed``)."""
+        if self.unconfirmed and not await self.unconfirmed.settle(
+            tx, group_id, self.sessions.get(group_id)
+        ):
+            await self.reload(tx, group_id)
+
     async def reload_dirty(self) -> None:
-        """A key-store commit failed: read the sessions it may have changed back."""
-        dirty, self.dirty = self.dirty, set()
+        """A key-store commit failed: put the sessions it may have changed back as stored."""
         async with self.core.keys.transaction() as tx:
-            for group_id in dirty:
-                await self.reload(tx, group_id)
+            for group_id in self.unconfirmed.group_ids():
+                await self.settle(tx, group_id)
 
     async def ensure_loaded(self, group_id: str) -> None:
         """Reload ``group_id`` if the cache lost it (after :meth:`forget_uncommitted`)."""
@@ -155,9 +162,10 @@ class Groups:
         await self.ensure_loaded(group_id)
         try:
             async with self.core.keys.transaction() as tx:
+                await self.settle(tx, group_id)
                 session = self.require(group_id)
                 yield tx, session
-                await tx.save_group_state(session.log.group_id, session.to_bytes())
+                await write_changes(tx, group_id, session.take_changes())
         except BaseException:
             with anyio.CancelScope(shield=True):
                 async with self.core.keys.transaction() as tx:
@@ -198,7 +206,7 @@ class Groups:
             log.add_member(core.identity.device, user_id, now=now)
         session = GroupSession.start(log, core.identity.device, rng=core.rng)
         async with core.keys.transaction() as tx:
-            await tx.save_group_state(log.group_id, session.to_bytes())
+            await write_changes(tx, log.group_id, session.take_changes())
         self.sessions[log.group_id] = session
         await core.emit(GroupCreated(group_id=log.group_id, state=log.state))
         await self.send_log(session, invited)

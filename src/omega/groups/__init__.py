@@ -6,14 +6,15 @@ Sans-I/O (layer 4, written like layer 3): no clock, no randomness, no I/O;
 * :class:`GroupLog`: one group's log; receive operations, make changes.
 * :class:`GroupState`, :class:`MemberInfo`, :class:`Permissions`: the resolved state.
 * :func:`verify_operation`, :class:`VerifiedOperation`: one signed operation.
-* :class:`GroupSession`, :class:`Rekey`: one device's Sender Keys in a group.
+* :class:`GroupSession`, :class:`Rekey`: one device's Sender Keys in a group;
+  :class:`GroupSessionChanges`: the parts of it to persist.
 * :class:`GroupConfig`: member limit (256 by default) and memory bounds.
 """
 
 from __future__ import annotations
 
 from omega.groups._log import GroupLog
-from omega.groups._messaging import GroupSession, Rekey
+from omega.groups._messaging import GroupSession, GroupSessionChanges, Rekey
 from omega.groups._operations import (
     GROUP_ID_CONTEXT,
     GROUP_OPERATION_CONTEXT,
@@ -54,6 +55,7 @@ __all__ = [
     "GroupEvent",
     "GroupLog",
     "GroupSession",
+    "GroupSessionChanges",
     "GroupState",
     "GroupStateChanged",
     "MemberInfo",

@@ -7,7 +7,8 @@ when to rekey, and encrypts and decrypts (docs/groups.md, "Messaging").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from omega.crypto import InboundSenderKeys, LocalDevice, OutboundSenderKey, user_id_from_public_key
 from omega.crypto.random import RandomSource, system_random
@@ -35,8 +36,34 @@ from omega.protocol import (
 )
 
 GROUP_SESSION_VERSION = 1
+"""``GroupSessionState`` version of the whole session in one blob (``GroupSession.to_bytes``)."""
 
-__all__ = ["GroupSession", "Rekey"]
+GROUP_RECORD_VERSION = 2
+"""``GroupSessionState`` version of the group record alone (log and epoch; no keys)."""
+
+__all__ = ["GroupSession", "GroupSessionChanges", "Rekey"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSessionChanges:
+    """The parts of a :class:`GroupSession` to persist: what changed since the last save.
+
+    Write them all in one transaction (docs/groups.md, "Storage").
+    """
+
+    record: bytes | None = None
+    """The group record (``GroupSessionState`` version 2: log and epoch) when it changed."""
+    outbound: bytes | None = None
+    """This device's ``OutboundSenderKeyState`` when it changed (a send, a rotation)."""
+    senders: Mapping[bytes, bytes] = field(default_factory=dict)
+    """The ``GroupSenderKeys`` record of each remote device whose keys changed."""
+    removed_senders: frozenset[bytes] = frozenset()
+    """Remote devices whose records to delete (their user left the group)."""
+
+    def __bool__(self) -> bool:
+        return bool(self.record is not None or self.outbound is not None or self.senders) or bool(
+            self.removed_senders
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +84,9 @@ class GroupSession:
     :class:`~omega.crypto.InboundSenderKeys` of every other member device.
     Whenever the group's epoch increases (a removal or a leave) it rotates
     its own key and returns a :class:`Rekey` for the remaining members only,
-    and it drops the keys of users no longer members.
+    and it drops the keys of users no longer members. Persist it in parts:
+    after each change, write what :meth:`take_changes` returns (docs/groups.md,
+    "Storage").
     """
 
     def __init__(self, log: GroupLog, device: LocalDevice, outbound: OutboundSenderKey) -> None:
@@ -68,8 +97,14 @@ class GroupSession:
         self._user_id = user_id_from_public_key(device.certificate.identity_key)
         self._outbound = outbound
         self._inbound: dict[bytes, tuple[str, InboundSenderKeys]] = {}
-        self._key_epochs: dict[tuple[bytes, int], int] = {}
+        # The group epoch each held key of each sender device arrived in, by device, key id.
+        self._key_epochs: dict[bytes, dict[int, int]] = {}
         self._epoch = log.state.epoch
+        # What the store holds, to tell what changed (None: nothing saved in parts yet).
+        self._saved_record: tuple[object, ...] | None = None
+        self._saved_outbound: tuple[object, ...] | None = None
+        self._changed_senders: set[bytes] = set()
+        self._removed_senders: set[bytes] = set()
 
     @classmethod
     def start(
@@ -86,7 +121,7 @@ class GroupSession:
 
     @property
     def outbound(self) -> OutboundSenderKey:
-        """This device's sender key (persist :meth:`OutboundSenderKey.to_bytes` after use)."""
+        """This device's sender key (a rotation through it shows in :meth:`take_changes`)."""
         return self._outbound
 
     def rekey_all(self) -> Rekey:
@@ -121,8 +156,9 @@ class GroupSession:
         for device_key, (user_id, _) in list(self._inbound.items()):
             if not state.is_member(user_id):
                 del self._inbound[device_key]
-                for entry in [e for e in self._key_epochs if e[0] == device_key]:
-                    del self._key_epochs[entry]
+                self._changed_senders.discard(device_key)
+                self._removed_senders.add(device_key)
+                self._key_epochs.pop(device_key, None)
         if state.epoch == self._epoch:
             return None
         self._epoch = state.epoch
@@ -134,27 +170,77 @@ class GroupSession:
     # -- storage ----------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """Serialize to a ``GroupSessionState`` (secret: store it encrypted)."""
-        senders = []
-        for device_key, (user_id, keys) in sorted(self._inbound.items()):
-            key_ids = [key_id for (dk, key_id) in self._key_epochs if dk == device_key]
-            senders.append(
-                GroupSenderKeys(
-                    user_id=user_id,
-                    keys=keys.to_bytes(),
-                    key_ids=key_ids,
-                    key_epochs=[self._key_epochs[(device_key, key_id)] for key_id in key_ids],
-                )
-            )
+        """The whole session as one ``GroupSessionState`` (version 1; secret: store it encrypted).
+
+        The layout Omega stored before the split (and a handy snapshot):
+        persisting it per message rewrites the whole log, so the client
+        stores :meth:`take_changes` instead.
+        """
         return encode_message(
             GroupSessionState(
                 version=GROUP_SESSION_VERSION,
                 log=self._log.to_bytes(),
                 outbound=self._outbound.to_bytes(),
-                senders=senders,
+                senders=[self._sender_state(key) for key in sorted(self._inbound)],
                 epoch=self._epoch,
             )
         )
+
+    def _sender_state(self, device_key: bytes) -> GroupSenderKeys:
+        user_id, keys = self._inbound[device_key]
+        epochs = self._key_epochs.get(device_key, {})
+        return GroupSenderKeys(
+            user_id=user_id,
+            keys=keys.to_bytes(),
+            key_ids=list(epochs),
+            key_epochs=list(epochs.values()),
+        )
+
+    def _record_mark(self) -> tuple[object, ...]:
+        state = self._log.state
+        return (state.operation_count, self._log.pending_count, state.heads, self._epoch)
+
+    def _outbound_mark(self) -> tuple[object, ...]:
+        outbound = self._outbound
+        return (outbound.key_id, outbound.iteration, outbound.signature_key)
+
+    def take_changes(self) -> GroupSessionChanges:
+        """The parts changed since the last call (or since loading), encoded; then forget them.
+
+        A new session, or one loaded from a version 1 blob, returns every
+        part. The group record is returned only when the log or the epoch
+        changed, the outbound key after a send or a rotation, a sender's
+        record after a message or distribution from it. If the transaction
+        writing them fails, load the session again (or :meth:`restore_sender`).
+        """
+        record_mark, outbound_mark = self._record_mark(), self._outbound_mark()
+        record = outbound = None
+        if record_mark != self._saved_record:
+            record = encode_message(
+                GroupSessionState(
+                    version=GROUP_RECORD_VERSION, log=self._log.to_bytes(), epoch=self._epoch
+                )
+            )
+        if outbound_mark != self._saved_outbound:
+            outbound = self._outbound.to_bytes()
+        changes = GroupSessionChanges(
+            record=record,
+            outbound=outbound,
+            senders={
+                key: encode_message(self._sender_state(key))
+                for key in sorted(self._changed_senders)
+            },
+            removed_senders=frozenset(self._removed_senders),
+        )
+        self._saved_record, self._saved_outbound = record_mark, outbound_mark
+        self._changed_senders.clear()
+        self._removed_senders.clear()
+        return changes
+
+    @property
+    def needs_record(self) -> bool:
+        """True while the group record differs from the last one taken (or none was)."""
+        return self._record_mark() != self._saved_record
 
     @classmethod
     def from_bytes(
@@ -162,28 +248,105 @@ class GroupSession:
     ) -> GroupSession:
         """Load a session saved by :meth:`to_bytes` for ``device``.
 
+        Every part counts as changed (:meth:`take_changes` returns them all).
         Raises :class:`~omega.errors.MessageDecodeError` for anything
         malformed or inconsistent.
         """
+        return cls.from_parts(data, None, {}, device, config=config)
+
+    @classmethod
+    def from_parts(
+        cls,
+        record: bytes,
+        outbound: bytes | None,
+        senders: Mapping[bytes, bytes],
+        device: LocalDevice,
+        *,
+        config: GroupConfig | None = None,
+    ) -> GroupSession:
+        """Load a session from its stored parts (what :meth:`take_changes` returned over time).
+
+        ``record`` may also be a whole version 1 blob (:meth:`to_bytes`, the
+        layout before the split): ``outbound`` and ``senders`` are then
+        ignored, and every part counts as changed (the next save converts
+        it; stray sender records are marked for deletion). The log is
+        verified again. Raises :class:`~omega.errors.MessageDecodeError`
+        for anything malformed or inconsistent.
+        """
         try:
-            state = decode_message(GroupSessionState, data, max_size=len(data))
-            if state.version != GROUP_SESSION_VERSION:
+            state = decode_message(GroupSessionState, record, max_size=len(record))
+            legacy = state.version == GROUP_SESSION_VERSION
+            if not legacy and state.version != GROUP_RECORD_VERSION:
                 raise MessageDecodeError(f"unsupported group session version {state.version}")
             log, _ = GroupLog.from_batch(state.log, config=config)
-            session = cls(log, device, OutboundSenderKey.from_bytes(state.outbound))
-            for sender in state.senders:
-                keys = InboundSenderKeys.from_bytes(sender.keys)
-                if len(sender.key_ids) != len(sender.key_epochs):
-                    raise MessageDecodeError("group session key epochs are inconsistent")
-                session._inbound[keys.sender_device_key] = (sender.user_id, keys)
-                for key_id, epoch in zip(sender.key_ids, sender.key_epochs, strict=True):
-                    session._key_epochs[(keys.sender_device_key, key_id)] = epoch
+            stored: list[tuple[bytes | None, GroupSenderKeys]]
+            if legacy:
+                outbound = state.outbound
+                stored = [(None, sender) for sender in state.senders]
+            elif outbound is None:
+                raise MessageDecodeError("the group has no outbound sender key")
+            else:
+                stored = [
+                    (key, decode_message(GroupSenderKeys, item)) for key, item in senders.items()
+                ]
+            session = cls(log, device, OutboundSenderKey.from_bytes(outbound))
+            session._epoch = state.epoch
+            for device_key, sender in stored:
+                loaded = session._load_sender(sender)
+                if device_key is not None and loaded != device_key:
+                    raise MessageDecodeError("a sender record is stored under another device")
         except (DecodeError, ConfigurationError) as exc:
             raise MessageDecodeError(f"invalid group session state: {exc}") from exc
         except OmegaError as exc:
             raise MessageDecodeError(f"invalid group session state: {exc.message}") from exc
-        session._epoch = state.epoch
+        if legacy:
+            session._changed_senders = set(session._inbound)
+            session._removed_senders = set(senders) - set(session._inbound)
+        else:
+            session._saved_record = session._record_mark()
+            session._saved_outbound = session._outbound_mark()
         return session
+
+    def _load_sender(self, sender: GroupSenderKeys) -> bytes:
+        keys, epochs = self._read_sender(sender)
+        device_key = keys.sender_device_key
+        self._inbound[device_key] = (sender.user_id, keys)
+        self._key_epochs[device_key] = epochs
+        return device_key
+
+    def _read_sender(self, sender: GroupSenderKeys) -> tuple[InboundSenderKeys, dict[int, int]]:
+        keys = InboundSenderKeys.from_bytes(sender.keys)
+        if keys.group_id != self._log.group_id:
+            raise MessageDecodeError("a sender record is for another group")
+        if len(sender.key_ids) != len(sender.key_epochs):
+            raise MessageDecodeError("group session key epochs are inconsistent")
+        return keys, dict(zip(sender.key_ids, sender.key_epochs, strict=True))
+
+    def restore_sender(self, device_key: bytes, data: bytes | None) -> None:
+        """Put back the stored record of one sender (after a failed transaction).
+
+        ``data`` is what the store holds for ``device_key`` (``None``: no
+        record, the device's keys are dropped). Raises
+        :class:`~omega.errors.MessageDecodeError` for a damaged record, and
+        nothing changes then.
+        """
+        restored = None
+        if data is not None:
+            try:
+                sender = decode_message(GroupSenderKeys, data)
+                keys, epochs = self._read_sender(sender)
+            except (DecodeError, ConfigurationError) as exc:
+                raise MessageDecodeError(f"invalid sender record: {exc}") from exc
+            except OmegaError as exc:
+                raise MessageDecodeError(f"invalid sender record: {exc.message}") from exc
+            if keys.sender_device_key != device_key:
+                raise MessageDecodeError("a sender record is stored under another device")
+            restored = (sender.user_id, keys), epochs
+        self._inbound.pop(device_key, None)
+        self._key_epochs.pop(device_key, None)
+        self._changed_senders.discard(device_key)
+        if restored is not None:
+            self._inbound[device_key], self._key_epochs[device_key] = restored
 
     # -- messages ---------------------------------------------------------------------
 
@@ -223,11 +386,13 @@ class GroupSession:
         else:
             added = held[1].add_distribution(info)
         if added:
-            self._key_epochs[(sender_device_key, info.key_id)] = self._epoch
+            self._changed_senders.add(sender_device_key)
+            self._removed_senders.discard(sender_device_key)
+            epochs = self._key_epochs.setdefault(sender_device_key, {})
+            epochs[info.key_id] = self._epoch
             kept = set(self._inbound[sender_device_key][1].key_ids)
-            for entry in [e for e in self._key_epochs if e[0] == sender_device_key]:
-                if entry[1] not in kept:
-                    del self._key_epochs[entry]
+            for key_id in [key_id for key_id in epochs if key_id not in kept]:
+                del epochs[key_id]
         return added
 
     def decrypt(self, sender_id: str, sender_device_key: bytes, data: bytes) -> bytes:
@@ -249,20 +414,18 @@ class GroupSession:
                 "no sender key of this device in this group", details={"key_id": None}
             )
         key_id = _key_id(data)
-        epoch = self._key_epochs.get((sender_device_key, key_id))
+        epoch = self._key_epochs.get(sender_device_key, {}).get(key_id)
         if epoch is not None and epoch < self._epoch and self._has_current_key(sender_device_key):
             raise StaleSenderKeyError(
                 f"sender key {key_id} predates the group's last removal",
                 details={"key_id": key_id},
             )
-        return held[1].decrypt(data)
+        plaintext = held[1].decrypt(data)
+        self._changed_senders.add(sender_device_key)
+        return plaintext
 
     def _has_current_key(self, device_key: bytes) -> bool:
-        return any(
-            epoch == self._epoch
-            for (key_device, _), epoch in self._key_epochs.items()
-            if key_device == device_key
-        )
+        return self._epoch in self._key_epochs.get(device_key, {}).values()
 
     def _check_sender(self, sender_id: str, *, posting: bool) -> None:
         state = self._log.state

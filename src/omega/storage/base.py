@@ -6,7 +6,11 @@ A :class:`KeyStore` holds, for one device:
 * its prekey state (signed and one-time prekeys, serialized by ``omega.crypto``),
 * one ratchet session per remote device, keyed by that device's 32-byte key,
 * one sender-key state per (group, sending device),
-* one state blob per group (a device's whole group session),
+* per group, the device's group session in parts (docs/groups.md, "Storage"):
+  the **group record** (operation log and epoch, rewritten only when they
+  change), this device's **outbound** sender key (rewritten per sent message)
+  and one **sender record** per remote sending device (rewritten per message
+  received from it), so what a message writes is proportional to what it changed,
 * the **inbox**: plaintexts of messages already decrypted but not yet taken by
   the application.
 
@@ -48,6 +52,7 @@ __all__ = [
     "MAX_MESSAGE_ID_LENGTH",
     "MAX_BLOB_NAME_LENGTH",
     "MAX_VALUE_SIZE",
+    "GroupParts",
     "InboxEntry",
     "KeyStore",
     "KeyStoreTransaction",
@@ -85,6 +90,18 @@ class InboxEntry:
         check_value(self.plaintext, "plaintext")
         if isinstance(self.received_at, bool) or not isinstance(self.received_at, int):
             raise ConfigurationError("received_at must be Unix milliseconds as an int")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupParts:
+    """Everything a key store holds for one group (:meth:`KeyStoreTransaction.load_group_parts`)."""
+
+    record: bytes
+    """The group record (:meth:`KeyStoreTransaction.save_group_state`)."""
+    outbound: bytes | None
+    """This device's outbound sender-key state, or ``None`` if none was saved."""
+    senders: dict[bytes, bytes]
+    """Sender records by remote device key, in ascending key order."""
 
 
 def check_device_key(device_key: object) -> bytes:
@@ -206,21 +223,67 @@ class KeyStoreTransaction(ABC):
     async def delete_blob(self, name: str) -> bool:
         """Delete the blob ``name``; return whether there was one."""
 
+    # -- groups: one record, one outbound key, one record per remote sending device ---------
     @abstractmethod
     async def load_group_state(self, group_id: str) -> bytes | None:
-        """The state blob of ``group_id`` (a serialized group session), or ``None``."""
+        """The group record of ``group_id`` (log and epoch), or ``None``.
+
+        A store written by Omega before the split holds the whole group
+        session here instead (a ``GroupSessionState`` of version 1).
+        """
 
     @abstractmethod
     async def save_group_state(self, group_id: str, state: bytes) -> None:
-        """Store the state blob of ``group_id``, replacing any previous one."""
+        """Store the group record of ``group_id``, replacing any previous one."""
 
     @abstractmethod
     async def delete_group_state(self, group_id: str) -> bool:
-        """Delete the state blob of ``group_id``; return whether there was one."""
+        """Delete everything of ``group_id``: its record, outbound key and sender records.
+
+        Returns whether there was anything to delete.
+        """
 
     @abstractmethod
     async def group_state_ids(self) -> list[str]:
-        """Ids of every group with a stored state blob, sorted."""
+        """Ids of every group with a stored group record, sorted."""
+
+    @abstractmethod
+    async def load_group_outbound(self, group_id: str) -> bytes | None:
+        """This device's outbound sender-key state in ``group_id``, or ``None``."""
+
+    @abstractmethod
+    async def save_group_outbound(self, group_id: str, state: bytes) -> None:
+        """Store this device's outbound sender-key state in ``group_id``, replacing it."""
+
+    @abstractmethod
+    async def load_group_sender(self, group_id: str, device_key: bytes) -> bytes | None:
+        """The sender record of remote device ``device_key`` in ``group_id``, or ``None``."""
+
+    @abstractmethod
+    async def save_group_sender(self, group_id: str, device_key: bytes, state: bytes) -> None:
+        """Store the sender record of ``device_key`` in ``group_id``, replacing any previous one.
+
+        Only this one record is written: the cost of a received group message.
+        """
+
+    @abstractmethod
+    async def delete_group_sender(self, group_id: str, device_key: bytes) -> bool:
+        """Delete the sender record of ``device_key`` in ``group_id``; whether there was one."""
+
+    @abstractmethod
+    async def load_group_senders(self, group_id: str) -> dict[bytes, bytes]:
+        """Every sender record of ``group_id`` by device key, in ascending key order."""
+
+    async def load_group_parts(self, group_id: str) -> GroupParts | None:
+        """Everything stored for ``group_id``, or ``None`` when it has no group record."""
+        record = await self.load_group_state(group_id)
+        if record is None:
+            return None
+        return GroupParts(
+            record=record,
+            outbound=await self.load_group_outbound(group_id),
+            senders=await self.load_group_senders(group_id),
+        )
 
 
 class KeyStore(TransactionalStore[KeyStoreTransaction]):

@@ -38,6 +38,8 @@ class _State:
     inbox: dict[str, InboxEntry] = field(default_factory=dict)  # insertion order = age
     blobs: dict[str, bytes] = field(default_factory=dict)
     groups: dict[str, bytes] = field(default_factory=dict)
+    group_outbound: dict[str, bytes] = field(default_factory=dict)
+    group_senders: dict[tuple[str, bytes], bytes] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -48,6 +50,8 @@ class _State:
             inbox=dict(self.inbox),
             blobs=dict(self.blobs),
             groups=dict(self.groups),
+            group_outbound=dict(self.group_outbound),
+            group_senders=dict(self.group_senders),
         )
 
 
@@ -138,10 +142,40 @@ class _MemoryTransaction(KeyStoreTransaction):
 
     async def delete_group_state(self, group_id: str) -> bool:
         check_group_id(group_id)
-        return self._live_state().groups.pop(group_id, None) is not None
+        state = self._live_state()
+        found = state.groups.pop(group_id, None) is not None
+        found |= state.group_outbound.pop(group_id, None) is not None
+        doomed = [key for key in state.group_senders if key[0] == group_id]
+        for key in doomed:
+            del state.group_senders[key]
+        return found or bool(doomed)
 
     async def group_state_ids(self) -> list[str]:
         return sorted(self._live_state().groups)
+
+    async def load_group_outbound(self, group_id: str) -> bytes | None:
+        return self._live_state().group_outbound.get(check_group_id(group_id))
+
+    async def save_group_outbound(self, group_id: str, state: bytes) -> None:
+        check_group_id(group_id)
+        self._live_state().group_outbound[group_id] = check_value(state, "outbound sender key")
+
+    async def load_group_sender(self, group_id: str, device_key: bytes) -> bytes | None:
+        key = (check_group_id(group_id), check_device_key(device_key))
+        return self._live_state().group_senders.get(key)
+
+    async def save_group_sender(self, group_id: str, device_key: bytes, state: bytes) -> None:
+        key = (check_group_id(group_id), check_device_key(device_key))
+        self._live_state().group_senders[key] = check_value(state, "sender record")
+
+    async def delete_group_sender(self, group_id: str, device_key: bytes) -> bool:
+        key = (check_group_id(group_id), check_device_key(device_key))
+        return self._live_state().group_senders.pop(key, None) is not None
+
+    async def load_group_senders(self, group_id: str) -> dict[bytes, bytes]:
+        check_group_id(group_id)
+        senders = self._live_state().group_senders
+        return {key[1]: senders[key] for key in sorted(k for k in senders if k[0] == group_id)}
 
 
 class MemoryKeyStore(KeyStore):

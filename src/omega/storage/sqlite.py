@@ -51,8 +51,14 @@ from omega.storage.base import (
 
 __all__ = ["SCHEMA_VERSION", "SQLiteKeyStore"]
 
-SCHEMA_VERSION = 1
-"""Version of the file layout; a file with a newer version is refused."""
+SCHEMA_VERSION = 2
+"""Version of the file layout; a file with a newer version is refused.
+
+1: one ``group_states`` row held a device's whole group session. 2 adds the
+``group_outbound`` and ``group_senders`` tables (the group session split in
+parts); a version 1 file is migrated when opened (the new tables are created,
+its rows stay as they are and are converted by the client's next save).
+"""
 
 
 _SCHEMA = (
@@ -68,7 +74,15 @@ _SCHEMA = (
     " plaintext BLOB NOT NULL, received_at BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS group_states"
     " (id BLOB PRIMARY KEY, group_id BLOB NOT NULL, state BLOB NOT NULL)",
+    # Version 2: the group session in parts (a version 1 file gets them when opened).
+    "CREATE TABLE IF NOT EXISTS group_outbound (id BLOB PRIMARY KEY, state BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS group_senders (id BLOB PRIMARY KEY, group_ref BLOB NOT NULL,"
+    " device_key BLOB NOT NULL, state BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS group_senders_by_group ON group_senders (group_ref)",
 )
+
+_MIGRATABLE_VERSIONS = frozenset({1})
+"""Older layouts :func:`_prepare` upgrades (creating the tables they lack is the migration)."""
 
 
 class _SQLiteTransaction(KeyStoreTransaction):
@@ -253,7 +267,15 @@ class _SQLiteTransaction(KeyStoreTransaction):
 
     async def delete_group_state(self, group_id: str) -> bool:
         row_id = self._group_row(group_id)
-        return await self._execute("DELETE FROM group_states WHERE id = ?", (row_id,)) > 0
+        group_ref = self._sealer.row_id("group_sender_ref", group_id.encode("utf-8"))
+        deleted = await self._execute("DELETE FROM group_states WHERE id = ?", (row_id,))
+        deleted += await self._execute(
+            "DELETE FROM group_outbound WHERE id = ?", (self._outbound_row(group_id),)
+        )
+        deleted += await self._execute(
+            "DELETE FROM group_senders WHERE group_ref = ?", (group_ref,)
+        )
+        return deleted > 0
 
     async def group_state_ids(self) -> list[str]:
         rows = await self._fetch_all("SELECT id, CAST(group_id AS BLOB) FROM group_states", ())
@@ -261,6 +283,74 @@ class _SQLiteTransaction(KeyStoreTransaction):
             self._sealer.open("group_states/group_id", row[0], row[1]).decode("utf-8")
             for row in rows
         )
+
+    def _outbound_row(self, group_id: str) -> bytes:
+        return self._sealer.row_id("group_outbound", check_group_id(group_id).encode("utf-8"))
+
+    async def load_group_outbound(self, group_id: str) -> bytes | None:
+        row_id = self._outbound_row(group_id)
+        row = await self._fetch_one(
+            "SELECT CAST(state AS BLOB) FROM group_outbound WHERE id = ?", (row_id,)
+        )
+        return None if row is None else self._sealer.open("group_outbound/state", row_id, row[0])
+
+    async def save_group_outbound(self, group_id: str, state: bytes) -> None:
+        row_id = self._outbound_row(group_id)
+        sealed = self._sealer.seal(
+            "group_outbound/state", row_id, check_value(state, "outbound sender key")
+        )
+        await self._execute(
+            "INSERT INTO group_outbound (id, state) VALUES (?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            (row_id, sealed),
+        )
+
+    def _sender_rows(self, group_id: str, device_key: bytes) -> tuple[bytes, bytes]:
+        group = check_group_id(group_id).encode("utf-8")
+        check_device_key(device_key)
+        group_ref = self._sealer.row_id("group_sender_ref", group)
+        return self._sealer.row_id("group_senders", group + b"\x00" + device_key), group_ref
+
+    async def load_group_sender(self, group_id: str, device_key: bytes) -> bytes | None:
+        row_id, _ = self._sender_rows(group_id, device_key)
+        row = await self._fetch_one(
+            "SELECT CAST(state AS BLOB) FROM group_senders WHERE id = ?", (row_id,)
+        )
+        return None if row is None else self._sealer.open("group_senders/state", row_id, row[0])
+
+    async def save_group_sender(self, group_id: str, device_key: bytes, state: bytes) -> None:
+        row_id, group_ref = self._sender_rows(group_id, device_key)
+        seal = self._sealer.seal
+        await self._execute(
+            "INSERT INTO group_senders (id, group_ref, device_key, state) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (id) DO UPDATE SET state = excluded.state",
+            (
+                row_id,
+                group_ref,
+                seal("group_senders/device_key", row_id, device_key),
+                seal("group_senders/state", row_id, check_value(state, "sender record")),
+            ),
+        )
+
+    async def delete_group_sender(self, group_id: str, device_key: bytes) -> bool:
+        row_id, _ = self._sender_rows(group_id, device_key)
+        return await self._execute("DELETE FROM group_senders WHERE id = ?", (row_id,)) > 0
+
+    async def load_group_senders(self, group_id: str) -> dict[bytes, bytes]:
+        group_ref = self._sealer.row_id("group_sender_ref", check_group_id(group_id).encode())
+        rows = await self._fetch_all(
+            "SELECT id, CAST(device_key AS BLOB), CAST(state AS BLOB) FROM group_senders"
+            " WHERE group_ref = ?",
+            (group_ref,),
+        )
+        open_ = self._sealer.open
+        senders = {
+            open_("group_senders/device_key", row_id, device_key): open_(
+                "group_senders/state", row_id, state
+            )
+            for row_id, device_key, state in rows
+        }
+        return dict(sorted(senders.items()))
 
 
 class SQLiteKeyStore(KeyStore):
@@ -330,7 +420,11 @@ def _prepare(
     meta = {name: bytes(value) for name, value in rows}
     sealer, additions = _sealer_for(meta, encryption_key, passphrase)
     for name, value in additions.items():
-        connection.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
+        connection.execute(
+            "INSERT INTO meta VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
     return sealer
 
 
@@ -349,7 +443,10 @@ def _sealer_for(
         additions["key_check"] = sealer.key_check()
         return sealer, additions
     version = int.from_bytes(meta.get("schema_version", b""), "big")
-    if version != SCHEMA_VERSION:
+    upgrade = {}
+    if version in _MIGRATABLE_VERSIONS:  # _SCHEMA created the tables it lacked
+        upgrade["schema_version"] = SCHEMA_VERSION.to_bytes(4, "big")
+    elif version != SCHEMA_VERSION:
         raise StorageError(
             f"key store schema version {version} is not supported (this Omega reads "
             f"{SCHEMA_VERSION})",
@@ -368,4 +465,4 @@ def _sealer_for(
         encryption_key = derive_store_key(passphrase, meta["kdf"])
     sealer = Sealer(encryption_key) if encryption_key is not None else PLAIN
     sealer.check_key(meta["key_check"])
-    return sealer, {}
+    return sealer, upgrade

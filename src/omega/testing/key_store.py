@@ -50,6 +50,7 @@ async def check_key_store(open_store: Callable[[], Awaitable[KeyStore]], *, dura
         await _check_bad_arguments(store)
         await _check_blobs(store)
         await _check_group_states(store)
+        await _check_group_parts(store)
     finally:
         await store.aclose()
     try:
@@ -232,8 +233,13 @@ async def _check_persistence(open_store: Callable[[], Awaitable[KeyStore]]) -> N
         assert [e.message_id for e in await tx.inbox()] == ["persisted"], "inbox survives"
         assert await tx.load_sender_key("group-b", _ALICE) == b"b-alice", "sender keys survive"
         assert await tx.load_blob("sync/contacts") == b"two", "blobs survive reopening"
-        assert await tx.group_state_ids() == ["group-kept"], "group states survive reopening"
+        assert await tx.group_state_ids() == ["group-kept", "group-p"], "groups survive reopening"
         assert await tx.load_group_state("group-kept") == b"kept", "group states survive"
+        parts = await tx.load_group_parts("group-p")
+        assert parts is not None, "group parts survive reopening"
+        assert parts.record == b"p-record", "a group record survives reopening"
+        assert parts.outbound == b"p-out-2", "an outbound sender key survives reopening"
+        assert parts.senders == {_ALICE: b"p-alice-2"}, "sender records survive reopening"
 
 
 async def _check_group_states(store: KeyStore) -> None:
@@ -263,3 +269,83 @@ async def _check_group_states(store: KeyStore) -> None:
             except ConfigurationError:
                 continue
             raise AssertionError(f"a group state with {what} must raise ConfigurationError")
+
+
+async def _check_group_parts(store: KeyStore) -> None:
+    async with store.transaction() as tx:
+        assert await tx.load_group_parts("group-p") is None, "no record, no parts"
+        assert await tx.load_group_outbound("group-p") is None, "no outbound key at first"
+        assert await tx.load_group_senders("group-p") == {}, "no sender records at first"
+        await tx.save_group_state("group-p", b"p-record")
+        await tx.save_group_outbound("group-p", b"p-out-1")
+        await tx.save_group_sender("group-p", _BOB, b"p-bob")
+        await tx.save_group_sender("group-p", _ALICE, b"p-alice-1")
+        await tx.save_group_state("group-q", b"q-record")
+        await tx.save_group_outbound("group-q", b"q-out")
+        await tx.save_group_sender("group-q", _ALICE, b"q-alice")
+        await tx.save_group_sender("group-q", _CAROL, b"")
+    async with store.transaction() as tx:
+        parts = await tx.load_group_parts("group-p")
+        assert parts is not None, "a group with a record has parts"
+        assert (parts.record, parts.outbound) == (b"p-record", b"p-out-1"), "parts round-trip"
+        assert list(parts.senders.items()) == [(_ALICE, b"p-alice-1"), (_BOB, b"p-bob")], (
+            "sender records are listed in device key order"
+        )
+        await tx.save_group_outbound("group-p", b"p-out-2")
+        await tx.save_group_sender("group-p", _ALICE, b"p-alice-2")
+        assert await tx.load_group_sender("group-p", _ALICE) == b"p-alice-2", "a save replaces"
+        assert await tx.load_group_sender("group-q", _ALICE) == b"q-alice", "groups are separate"
+        assert await tx.load_group_sender("group-p", _CAROL) is None, "an unknown sender"
+        assert await tx.delete_group_sender("group-p", _BOB), "deleting a sender record says True"
+        assert not await tx.delete_group_sender("group-p", _BOB), "deleting twice says False"
+    await _check_group_deletion(store)
+
+
+async def _check_group_deletion(store: KeyStore) -> None:
+    try:
+        async with store.transaction() as tx:
+            await tx.save_group_sender("group-p", _ALICE, b"doomed")
+            await tx.save_group_outbound("group-p", b"doomed")
+            assert await tx.delete_group_state("group-q"), "deleting a group says True"
+            raise _RollbackError
+    except _RollbackError:
+        pass
+    async with store.transaction() as tx:
+        parts = await tx.load_group_parts("group-p")
+        assert parts is not None, "a rollback keeps the record"
+        assert parts.outbound == b"p-out-2", "a rollback undoes parts"
+        assert parts.senders == {_ALICE: b"p-alice-2"}, "a rollback undoes sender records"
+        assert await tx.load_group_senders("group-q") == {_ALICE: b"q-alice", _CAROL: b""}, (
+            "a rolled-back group deletion keeps every part"
+        )
+        assert await tx.delete_group_state("group-q"), "deleting a group says True"
+        assert await tx.load_group_parts("group-q") is None, "a deleted group has no record"
+        assert await tx.load_group_outbound("group-q") is None, "its outbound key is deleted"
+        assert await tx.load_group_senders("group-q") == {}, "its sender records are deleted"
+        assert not await tx.delete_group_state("group-q"), "deleting twice says False"
+        assert await tx.load_group_senders("group-p") == {_ALICE: b"p-alice-2"}, "others stay"
+        assert "group-p" in await tx.group_state_ids(), "other groups stay listed"
+        await tx.save_group_sender("group-r", _BOB, b"orphan")
+        assert await tx.load_group_parts("group-r") is None, "parts without a record: no group"
+        assert await tx.delete_group_state("group-r"), "deleting removes parts without a record"
+        assert await tx.load_group_senders("group-r") == {}, "orphan parts are deleted"
+    async with store.transaction() as tx:
+        attempts: list[tuple[str, Callable[..., Awaitable[object]], tuple[object, ...]]] = [
+            ("empty group id", tx.save_group_outbound, ("", b"x")),
+            ("non-bytes outbound", tx.save_group_outbound, ("g", "x")),
+            ("short device key", tx.save_group_sender, ("g", b"short", b"x")),
+            (
+                "oversized sender record",
+                tx.save_group_sender,
+                ("g", _BOB, bytes(MAX_VALUE_SIZE + 1)),
+            ),
+            ("oversized group id", tx.load_group_senders, ("g" * 257,)),
+            ("str device key", tx.delete_group_sender, ("g", "x" * 32)),
+        ]
+        for what, method, arguments in attempts:
+            try:
+                await method(*arguments)
+            except ConfigurationError:
+                continue
+            raise AssertionError(f"{what} must raise ConfigurationError")
+        assert await tx.load_group_senders("g") == {}, "a refused write changes nothing"
