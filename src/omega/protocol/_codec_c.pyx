@@ -203,6 +203,24 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
             return None
         field = <_Field>entry
         kind = field.kind
+        if field.repeated and K_INT32 <= kind <= K_UINT64:
+            # Packed integers: exactly one chunk of whole varints (else betterproto2's rules).
+            bit = (<uint64_t>1) << field.index
+            if tag & 7 != 2 or seen & bit:
+                return None
+            seen |= bit
+            if _varint(data, &pos, end, &length):
+                return None
+            if length > <uint64_t>(end - pos):
+                return None
+            start = pos
+            pos += <Py_ssize_t>length
+            items = values[field.name]
+            while start < pos:
+                if _varint(data, &start, pos, &raw):
+                    return None
+                items.append(_convert(field, raw))
+            continue
         if kind <= K_MESSAGE:
             if tag & 7 != 2:
                 return None
@@ -312,6 +330,35 @@ cdef int _put_len(_Buffer* out, int number, const char* body, Py_ssize_t length)
 
 
 cdef int _put_integer(_Buffer* out, _Field field, object value) except -1:
+    cdef uint64_t unsigned_value
+    if _integer(field, value, &unsigned_value):
+        return HAND_BACK
+    _put_varint(out, (<uint64_t>field.number) << 3)
+    _put_varint(out, unsigned_value)
+    return 0
+
+
+cdef int _put_packed(_Buffer* out, _Field field, list items) except -1:
+    """A repeated integer field as proto3 writes it: one chunk of varints, none if empty."""
+    cdef _Buffer body
+    cdef uint64_t unsigned_value
+    if not items:
+        return 0
+    body.data = NULL
+    body.size = body.capacity = 0
+    try:
+        for item in items:
+            if field.kind == K_ENUM or _integer(field, item, &unsigned_value):
+                return HAND_BACK
+            _put_varint(&body, unsigned_value)
+        _put_len(out, field.number, <const char*>body.data, body.size)
+    finally:
+        PyMem_Free(body.data)
+    return 0
+
+
+cdef int _integer(_Field field, object value, uint64_t* out) except -1:
+    """The varint value of ``value`` for a bool, enum or integer field; HAND_BACK if none."""
     cdef int kind = field.kind
     cdef int64_t signed_value
     cdef uint64_t unsigned_value
@@ -340,8 +387,7 @@ cdef int _put_integer(_Buffer* out, _Field field, object value) except -1:
                 unsigned_value = <uint64_t>signed_value
         except OverflowError:
             return HAND_BACK
-    _put_varint(out, (<uint64_t>field.number) << 3)
-    _put_varint(out, unsigned_value)
+    out[0] = unsigned_value
     return 0
 
 
@@ -452,6 +498,11 @@ cdef int _encode_into(_Buffer* out, object message) except -1:
         if field.repeated:
             if not PyList_CheckExact(value):
                 return HAND_BACK
+            if K_INT32 <= field.kind <= K_UINT64:
+                result = _put_packed(out, field, value)
+                if result:
+                    return result
+                continue
             for item in value:
                 result = _put_item(out, field, item)
                 if result:

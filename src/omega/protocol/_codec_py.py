@@ -12,7 +12,8 @@ strict path accepts, and builds exactly the object betterproto2 would.
 overlong varint or field, an unknown field number (betterproto2 keeps
 unknown fields), a wire type that does not match the field, a field that
 appears twice or a second member of a oneof (betterproto2's
-last-one-wins and merge rules), an enum value the enum does not name, a
+last-one-wins and merge rules; for a repeated integer field, anything but
+one packed occurrence whose body is whole varints), an enum value the enum does not name, a
 string that is not valid UTF-8, and nesting deeper than ``max_depth``.
 :func:`encode` hands back on: unknown fields kept from a parse, a value of
 an unexpected type (a ``float`` field takes exactly a ``float``, never an
@@ -50,6 +51,7 @@ from omega.protocol._codec_schema import (
     KIND_STRING,
     KIND_UINT32,
     KIND_UINT64,
+    PACKED_KINDS,
     FieldSpec,
     describe,
 )
@@ -159,7 +161,19 @@ def _fixed(kind: int, wire_type: int, data: bytes, pos: int, end: int) -> tuple[
     return packer.unpack_from(data, pos)[0], pos + packer.size
 
 
-def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int) -> Any:  # noqa: PLR0917
+def _read_packed(spec: FieldSpec, data: bytes, pos: int, end: int, items: list[Any]) -> int:
+    """Append the varints of the packed chunk at ``pos`` to ``items``; return where it ends."""
+    length, pos = _varint(data, pos, end)
+    start, pos = pos, pos + length
+    if pos > end:
+        raise _HandBackError
+    while start < pos:
+        raw, start = _varint(data, start, pos)
+        items.append(_convert(spec, raw))
+    return pos
+
+
+def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int) -> Any:  # noqa: PLR0915, PLR0917 - one loop, no call per field
     if depth < 0:
         raise _HandBackError
     values = dict(table.template)
@@ -173,6 +187,12 @@ def _decode(table: _Table, cls: Any, data: bytes, pos: int, end: int, depth: int
         if spec is None:
             raise _HandBackError
         wire_type = tag & 7
+        if spec.repeated and spec.kind in PACKED_KINDS:
+            if wire_type != 2 or spec.index in seen:
+                raise _HandBackError  # unpacked, or a second chunk (betterproto2 appends)
+            seen.add(spec.index)
+            pos = _read_packed(spec, data, pos, end, values[spec.name])
+            continue
         if spec.kind in _LEN_KINDS:
             if wire_type != 2:
                 raise _HandBackError
@@ -294,11 +314,28 @@ def _put_item(out: bytearray, spec: FieldSpec, value: Any) -> None:
         elif type(value) is not int:
             raise _HandBackError
         if kind != KIND_BOOL:
-            low, high = _RANGES[kind]
-            if not low <= value < high:
-                raise _HandBackError
+            _check_range(kind, value)
         _put_varint(out, spec.number << 3)
         _put_varint(out, int(value))
+
+
+def _check_range(kind: int, value: int) -> None:
+    low, high = _RANGES[kind]
+    if not low <= value < high:
+        raise _HandBackError
+
+
+def _put_packed(out: bytearray, spec: FieldSpec, items: list[Any]) -> None:
+    """A repeated integer field as proto3 writes it: one chunk of varints, none if empty."""
+    if not items:
+        return
+    body = bytearray()
+    for item in items:
+        if type(item) is not int:
+            raise _HandBackError
+        _check_range(spec.kind, item)
+        _put_varint(body, item)
+    _put_len(out, spec.number, bytes(body))
 
 
 def _is_default(kind: int, value: Any) -> bool:
@@ -328,6 +365,9 @@ def _encode(message: Any) -> bytes:
         if spec.repeated:
             if type(value) is not list:
                 raise _HandBackError
+            if spec.kind in PACKED_KINDS:
+                _put_packed(out, spec, value)
+                continue
             for item in value:
                 _put_item(out, spec, item)
             continue

@@ -7,9 +7,10 @@ codec does not handle. This module says which classes the fast codecs handle
 and how: a class qualifies when every field is a string, bytes, bool, enum,
 int32, int64, uint32, uint64, double, float, fixed32, fixed64, sfixed32,
 sfixed64 or a (qualifying) message, singular, optional, in a oneof, or
-repeated for strings, bytes and messages. Maps, zig-zag integers, packed
-repeated numbers and well-known wrapper types send the whole class down the
-reference path.
+repeated for strings, bytes, messages and (packed, as proto3 writes them)
+int32, int64, uint32 and uint64. Maps, zig-zag integers, other repeated
+numbers and well-known wrapper types send the whole class down the reference
+path.
 
 The tables come from the generated classes themselves, so a schema change
 needs no edit here.
@@ -39,6 +40,7 @@ __all__ = [
     "KIND_UINT32",
     "KIND_UINT64",
     "MAX_FIELDS",
+    "PACKED_KINDS",
     "FieldSpec",
     "describe",
 ]
@@ -71,7 +73,10 @@ _KINDS = {
     betterproto2.TYPE_FIXED32: KIND_FIXED32,
     betterproto2.TYPE_SFIXED32: KIND_SFIXED32,
 }
-_REPEATABLE = frozenset({KIND_STRING, KIND_BYTES, KIND_MESSAGE})
+PACKED_KINDS = frozenset({KIND_INT32, KIND_INT64, KIND_UINT32, KIND_UINT64})
+"""Repeated integer kinds the codecs take, always in proto3's packed encoding."""
+
+_REPEATABLE = frozenset({KIND_STRING, KIND_BYTES, KIND_MESSAGE}) | PACKED_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class FieldSpec:
     optional: bool
     """True when absence is ``None`` (proto3 ``optional``, messages, oneof members)."""
     repeated: bool
-    """True for a repeated string, bytes or message field."""
+    """True for a repeated field (strings, bytes, messages, or packed integers)."""
     group: int
     """1-based index of the field's oneof, 0 when the field is in none."""
     child: type[betterproto2.Message] | None
