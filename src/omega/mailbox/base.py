@@ -83,8 +83,8 @@ class Mailbox(_AsyncClosing, ABC):
         :class:`~omega.errors.QuotaExceededError`,
         :class:`~omega.errors.RateLimitedError`,
         :class:`~omega.errors.RequestRejectedError` (reason
-        ``revoked_device`` when the device's user published a list revoking or
-        dropping it: refused for good) or
+        ``revoked_device`` when the device's user published a list revoking
+        it: refused for good) or
         :class:`~omega.errors.ServerUnavailableError`.
         """
 

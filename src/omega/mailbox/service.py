@@ -6,7 +6,7 @@ directory half lives in :class:`~omega.mailbox.directory.DirectoryService`
 (``service.directory``). Errors a client caused are
 :class:`~omega.errors.RequestRejectedError` (or a subclass) with a
 ``reason`` (:data:`REVOKED_DEVICE` for the mailbox of a device its user's
-published device list revoked or dropped); a failing backend raises
+published device list revoked); a failing backend raises
 :class:`~omega.errors.StorageError`, which APIs report as "unavailable, retry".
 """
 
@@ -184,7 +184,7 @@ class StoreService:
 
     async def revoke_mailbox(self, device_key: bytes) -> int:
         """Close the mailbox of a device for good, deleting what waits in it; returns how many
-        messages were deleted (the directory calls this when a device list drops a device)."""
+        messages were deleted (the directory calls this when a device list revokes a device)."""
         recipient = recipient_hash(device_key)
         purged = await self.backend.revoke_device(recipient, revoked_at=self.now_ms())
         _log.info("event=mailbox_revoked device=%s purged=%d", recipient[:16], purged)

@@ -23,12 +23,19 @@ from functools import partial
 
 import anyio
 
-from omega.crypto import DeviceKeyPair, Identity, LocalDevice, PrekeyConfig, PrekeyStore
+from omega.crypto import (
+    DeviceKeyPair,
+    Identity,
+    LocalDevice,
+    PrekeyConfig,
+    PrekeyStore,
+    sign_device_list,
+)
 from omega.errors import QuotaExceededError, RequestRejectedError
 from omega.mailbox.backend import DepositOutcome, StoreBackend, StoredMessage
 from omega.mailbox.base import KeyDirectory, Mailbox, StoredEnvelope
 from omega.mailbox.service import REVOKED_DEVICE
-from omega.protocol import SignedDeviceList
+from omega.protocol import DeviceRevocation, SignedDeviceList
 
 __all__ = ["check_key_directory", "check_mailbox", "check_store_backend"]
 
@@ -355,6 +362,24 @@ async def _check_revocation_closes_mailbox(store: Mailbox) -> None:
     )
     assert await store.deposit(third.device_key, "new", b"z") is True, "a new device is served"
     assert await store.acknowledge(third, ["new"]) == 1
+    # A device left out of a list without a revocation may come back: not closed.
+    certificate = newer.device_list.device(kept.device_key).to_signed()
+    dropping = sign_device_list(
+        newer.key_pair,
+        sequence=newer.device_list.sequence + 1,
+        devices=[certificate],
+        revocations=[
+            DeviceRevocation(device_key=r.device_key, revoked_at=r.revoked_at, reason=r.reason)
+            for r in newer.device_list.revocations
+        ],
+        issued_at=_NOW_MS + 10,
+    )
+    await store.publish_device_list(dropping)
+    assert await store.deposit(third.device_key, "left-out", b"z") is True, (
+        "a device dropped without a revocation keeps its mailbox"
+    )
+    assert _ids(await store.fetch(third)) == ["left-out"]
+    assert await store.acknowledge(third, ["left-out"]) == 1
 
 
 def _message(
