@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from omega.errors import StorageError
-from omega.mailbox import MemoryBackend, MemoryStoreServer
+from omega.mailbox import DepositOutcome, MemoryBackend, MemoryStoreServer, StoredMessage
 from omega.server.store import ShardedBackend, SQLiteBackend
 from omega.server.store.sharding import ConsistentHashRing
+from omega.server.store.sqlite import _SCHEMA
 from omega.testing.clock import ManualClock
 from omega.testing.mailbox import check_key_directory, check_mailbox, check_store_backend
 
@@ -49,6 +51,30 @@ async def test_sqlite_keeps_messages_across_reopen(tmp_path: Path) -> None:
     async with await SQLiteBackend.open(path) as second:
         envelopes = await MemoryStoreServer(backend=second).client().fetch(device)
         assert [e.message_id for e in envelopes] == ["kept"]
+
+
+async def test_sqlite_keeps_revocations_across_reopen_and_migrates_old_files(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # a file made before revocations existed
+        for statement in _SCHEMA:
+            if "revoked_devices" not in statement:
+                old.execute(statement)
+    lost, kept = "a" * 64, "b" * 64
+    message = StoredMessage(
+        recipient_hash=lost, message_id="m", payload=b"x", deposited_at=1, expires_at=10**15
+    )
+    async with await SQLiteBackend.open(path) as first:
+        quota = {"max_messages": 10, "max_bytes": 100}
+        assert await first.insert_message(message, **quota) is DepositOutcome.STORED
+        assert await first.revoke_device(lost, revoked_at=5) == 1
+    async with await SQLiteBackend.open(path) as second:
+        assert await second.is_revoked(lost) is True
+        assert await second.is_revoked(kept) is False
+        refused = await second.insert_message(message, max_messages=10, max_bytes=100)
+        assert refused is DepositOutcome.REVOKED
+        assert await second.list_messages(lost, now=0, limit=10) == []
 
 
 async def test_a_closed_sqlite_backend_raises_storage_errors(tmp_path: Path) -> None:

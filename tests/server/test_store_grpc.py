@@ -520,3 +520,18 @@ def test_every_rejection_has_its_status() -> None:
             assert isinstance(back, ServerUnavailableError)
     with pytest.raises(TypeError):
         StrictCodec(max_size=10).encode(pb.HealthRequest(), pb.HealthResponse)
+
+
+async def test_a_revoked_device_is_permission_denied(served: tuple[int, StoreService]) -> None:
+    port, service = served
+    device = _device()
+    await service.revoke_mailbox(device.device_key)
+    async with _client(port) as client:
+        with pytest.raises(RequestRejectedError) as deposit:
+            await client.deposit(device.device_key, "m", b"x")
+        with pytest.raises(RequestRejectedError) as fetch:
+            await client.fetch(device)
+    for refused in (deposit.value, fetch.value):
+        assert type(refused) is RequestRejectedError
+        assert refused.reason == "revoked_device"
+        assert refused.details["grpc_status"] == "permission_denied"

@@ -272,3 +272,30 @@ async def test_a_refused_websocket_raises_the_servers_error(
         client._auth_headers = replayed  # type: ignore[method-assign]
         with pytest.raises(AuthenticationFailedError):
             await client.wait_for_messages(device, timeout=5)
+
+
+async def test_a_revoked_device_is_gone_over_http_and_websocket(
+    served: tuple[str, StoreService],
+) -> None:
+    url, service = served
+    device = _device()
+    await service.revoke_mailbox(device.device_key)
+    async with httpx.AsyncClient(base_url=url) as http:
+        body = {"recipient": recipient_hash(device.device_key), "message_id": "m", "payload": ""}
+        response = await http.post("/store", json=body)
+    assert response.status_code == 410
+    assert response.json()["error"]["reason"] == "revoked_device"
+    async with StoreClient(url) as client:
+        with pytest.raises(RequestRejectedError) as refused:
+            await client.deposit(device.device_key, "m", b"x")
+        assert type(refused.value) is RequestRejectedError
+        assert refused.value.reason == "revoked_device"
+        assert refused.value.details["status"] == 410
+        with pytest.raises(RequestRejectedError, match="revoked") as waiting:
+            await client.wait_for_messages(device, timeout=1)
+        assert waiting.value.reason == "revoked_device"
+    config = StoreClientConfig(wake_up="websocket")
+    async with StoreClient(url, config=config) as client:
+        with pytest.raises(RequestRejectedError) as woken:
+            await client.wait_for_messages(device, timeout=1)
+        assert woken.value.reason == "revoked_device"

@@ -163,12 +163,15 @@ class Core:
         self._subscribers.clear()
 
     # -- device lists ---------------------------------------------------
-    async def device_list(self, user_id: str) -> VerifiedDeviceList | None:
+    async def device_list(
+        self, user_id: str, *, refresh: bool = False
+    ) -> VerifiedDeviceList | None:
         """The freshest verified device list we can find for ``user_id``.
 
         The cached one in the contact record, then the resolver, then the key
-        directory; a newer list found is accepted (and recorded) only when it
-        verifies against the cached one.
+        directory (asked anyway with ``refresh``, e.g. once the store refused
+        a deposit for a revoked device); a newer list found is accepted (and
+        recorded) only when it verifies against the cached one.
         """
         if user_id == self.user_id:
             return self.identity.device_list
@@ -184,7 +187,7 @@ class Core:
                 resolved = None
             if resolved is not None:
                 found.append(resolved)
-        if self.key_directory is not None and (cached is None or not found):
+        if self.key_directory is not None and (cached is None or not found or refresh):
             try:
                 published = await self.key_directory.fetch_device_list(user_id)
             except OmegaError as exc:

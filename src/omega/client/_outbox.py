@@ -23,7 +23,8 @@ from omega.client._sessions import load_sessions, save_sessions
 from omega.client.events import DeliveryStateChanged
 from omega.crypto import VerifiedDeviceList
 from omega.crypto.x3dh import MessageKind, VerifiedPrekeyBundle, encrypt_message, initiate_session
-from omega.errors import OmegaError
+from omega.errors import OmegaError, RequestRejectedError
+from omega.mailbox import REVOKED_DEVICE
 from omega.protocol import EncryptionKind, Frame, KeyRequest, encode_message
 from omega.session.content import EPHEMERAL_KINDS, content_kind, decode_content
 from omega.session.delivery import Outcome, Path
@@ -134,8 +135,11 @@ class Outbox:
             return
         results: list[OutboxEntry] = []
         dropped: list[OutboxEntry] = []
+        revoked = False
         for entry in sealed:
-            outcome = await self._send_one(entry, owner)
+            # once the store refused the device as revoked, its other entries fail too
+            outcome = Outcome.REJECTED if revoked else await self._send_one(entry, owner)
+            revoked = outcome is Outcome.REJECTED
             if entry.ephemeral and outcome is not Outcome.DIRECT_SENT:
                 dropped.append(entry)
                 continue
@@ -160,7 +164,7 @@ class Outbox:
         if path is Path.DIRECT:
             return await self._send_direct(entry, owner)
         if path is Path.STORE:
-            return await self._deposit(entry)
+            return await self._deposit(entry, owner)
         return Outcome.NOT_READY
 
     async def _held(self, entry: OutboxEntry, owner: str) -> bool:
@@ -333,7 +337,7 @@ class Outbox:
             return Outcome.DIRECT_FAILED
         return Outcome.DIRECT_SENT
 
-    async def _deposit(self, entry: OutboxEntry) -> Outcome:
+    async def _deposit(self, entry: OutboxEntry, owner: str) -> Outcome:
         mailbox = self._core.mailbox
         assert mailbox is not None
         assert entry.ciphertext is not None
@@ -342,10 +346,31 @@ class Outbox:
             await mailbox.deposit(
                 entry.recipient_device_key, entry.message_id, entry.ciphertext, ttl_seconds=ttl
             )
+        except RequestRejectedError as exc:
+            if exc.reason != REVOKED_DEVICE:
+                logger.info("event=deposit_failed message=%s error=%s", entry.message_id, exc.code)
+                return Outcome.DEPOSIT_FAILED
+            await self._revoked(entry, owner)
+            return Outcome.REJECTED
         except OmegaError as exc:
             logger.info("event=deposit_failed message=%s error=%s", entry.message_id, exc.code)
             return Outcome.DEPOSIT_FAILED
         return Outcome.DEPOSITED
+
+    async def _revoked(self, entry: OutboxEntry, owner: str) -> None:
+        """The store refused ``entry``'s device as revoked: learn the owner's new device list.
+
+        Accepting it drops every entry queued for the device (the caller's
+        REJECTED then finds nothing to record); if the list cannot be had, the
+        entry fails for that device alone, never retried against a closed mailbox.
+        """
+        logger.info(
+            "event=deposit_refused_revoked message=%s device=%s",
+            entry.message_id,
+            entry.recipient_device_key.hex()[:16],
+        )
+        if owner != self._core.user_id:  # our own list reaches us through our devices
+            await self._core.device_list(owner, refresh=True)
 
     async def _save(self, entry: OutboxEntry) -> None:
         async with self._core.db.transaction() as tx:

@@ -25,10 +25,11 @@ from omega.mailbox.config import DEFAULT_TTL_SECONDS, StoreConfig, WallClock
 from omega.mailbox.directory import DirectoryService
 from omega.mailbox.memory import MemoryBackend, MemoryStoreClient, MemoryStoreServer
 from omega.mailbox.notify import MemoryNotifier
-from omega.mailbox.service import StoreService
+from omega.mailbox.service import REVOKED_DEVICE, StoreService
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
+    "REVOKED_DEVICE",
     "AuthProof",
     "DepositOutcome",
     "DirectoryService",

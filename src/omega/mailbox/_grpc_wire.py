@@ -133,7 +133,7 @@ def grpc_status_for(exc: OmegaError) -> Status:
     if isinstance(exc, QuotaExceededError | RateLimitedError):
         return Status.RESOURCE_EXHAUSTED
     if isinstance(exc, RequestRejectedError):
-        if exc.reason == "forbidden":
+        if exc.reason in {"forbidden", "revoked_device"}:
             return Status.PERMISSION_DENIED
         if exc.reason == "stale_device_list":
             return Status.FAILED_PRECONDITION

@@ -132,6 +132,8 @@ def status_for(exc: OmegaError) -> int:
     if isinstance(exc, QuotaExceededError):
         return 507 if exc.reason == "mailbox_full" else 413
     if isinstance(exc, RequestRejectedError):
+        if exc.reason == "revoked_device":
+            return 410
         return 403 if exc.reason == "forbidden" else 400
     return 503
 

@@ -53,6 +53,8 @@ class DepositOutcome(enum.Enum):
     STORED = "stored"
     DUPLICATE = "duplicate"
     MAILBOX_FULL = "mailbox_full"
+    REVOKED = "revoked"
+    """The recipient device was revoked (:meth:`StoreBackend.revoke_device`); nothing stored."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,11 +78,13 @@ class StoreBackend(ABC):
     async def insert_message(
         self, message: StoredMessage, *, max_messages: int, max_bytes: int
     ) -> DepositOutcome:
-        """Store ``message`` unless (recipient, message_id) exists or the mailbox is full.
+        """Store ``message`` unless its recipient is revoked, (recipient, message_id)
+        exists or the mailbox is full (checked in that order).
 
-        Atomic: the duplicate check, the quota check (``max_messages``
-        messages and ``max_bytes`` payload bytes after the insert, counting
-        unexpired and expired-but-unpurged messages) and the insert happen as one.
+        Atomic: the revocation check, the duplicate check, the quota check
+        (``max_messages`` messages and ``max_bytes`` payload bytes after the
+        insert, counting unexpired and expired-but-unpurged messages) and the
+        insert happen as one, so no message lands in a mailbox revoked meanwhile.
         """
 
     @abstractmethod
@@ -139,6 +143,20 @@ class StoreBackend(ABC):
     @abstractmethod
     async def delete_prekeys(self, device_key: bytes) -> None:
         """Forget everything published for a device (when it is revoked)."""
+
+    @abstractmethod
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        """Mark a device's mailbox revoked for good and delete what waits in it.
+
+        One atomic operation (a deposit racing with it is either purged or
+        refused); returns how many messages were deleted. Idempotent: the
+        first ``revoked_at`` (Unix milliseconds) is kept. Revocation is
+        permanent (device keys never come back): nothing un-revokes.
+        """
+
+    @abstractmethod
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        """True once :meth:`revoke_device` ran for this mailbox."""
 
     async def aclose(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections; idempotent."""

@@ -61,7 +61,9 @@ class Mailbox(_AsyncClosing, ABC):
 
     Anyone may deposit for a device; only the holder of the device's key may
     fetch or acknowledge (each call signs a fresh server challenge with
-    ``device.key_pair``). Delivery is at least once: a message stays until
+    ``device.key_pair``). A revoked device's mailbox is closed: every call for
+    it raises :class:`~omega.errors.RequestRejectedError` with reason
+    ``revoked_device``. Delivery is at least once: a message stays until
     its recipient acknowledges it or it expires.
     """
 
@@ -80,7 +82,9 @@ class Mailbox(_AsyncClosing, ABC):
         lifetime than the server's default. Raises
         :class:`~omega.errors.QuotaExceededError`,
         :class:`~omega.errors.RateLimitedError`,
-        :class:`~omega.errors.RequestRejectedError` or
+        :class:`~omega.errors.RequestRejectedError` (reason
+        ``revoked_device`` when the device's user published a list revoking
+        it: refused for good) or
         :class:`~omega.errors.ServerUnavailableError`.
         """
 

@@ -5,8 +5,11 @@ Every upload is verified before anything is stored: device lists with
 rollback, revocations kept), prekeys through the device certificate chain
 (:func:`omega.crypto.x3dh.verify_prekey_bundle`), by an authenticated device
 that the user's current device list names. Revoking or dropping a device
-from the list forgets its prekeys. A one-time prekey is handed out at most
-once (the backend pops it atomically).
+from the list forgets its prekeys; revoking it also closes its mailbox for
+good (:meth:`StoreService.revoke_mailbox`: what waits is deleted, later
+deposits and requests authenticated as it are refused with reason
+``revoked_device``).
+A one-time prekey is handed out at most once (the backend pops it atomically).
 """
 
 from __future__ import annotations
@@ -113,6 +116,11 @@ class DirectoryService:
             gone |= {info.device_key for info in previous.devices}
         for device_key in gone - active:
             await self._service.backend.delete_prekeys(device_key)
+            # Only a revocation is for good (verify_device_list keeps revocations and never
+            # lets a revoked key back); a device merely left out of a list may come back in
+            # a later one (a merge of concurrent lists), so its mailbox stays open.
+            if device_key in verified.revoked:
+                await self._service.revoke_mailbox(device_key)
         _log.info("event=device_list_published sequence=%d", verified.sequence)
         return verified
 

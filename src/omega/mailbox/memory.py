@@ -55,10 +55,13 @@ class MemoryBackend(StoreBackend):
         self._nonces: dict[bytes, int] = {}
         self._device_lists: dict[str, tuple[int, bytes]] = {}
         self._prekeys: dict[bytes, _Prekeys] = {}
+        self._revoked: dict[str, int] = {}
 
     async def insert_message(
         self, message: StoredMessage, *, max_messages: int, max_bytes: int
     ) -> DepositOutcome:
+        if message.recipient_hash in self._revoked:
+            return DepositOutcome.REVOKED
         mailbox = self._mailboxes.setdefault(message.recipient_hash, {})
         if message.message_id in mailbox:
             return DepositOutcome.DUPLICATE
@@ -151,6 +154,13 @@ class MemoryBackend(StoreBackend):
 
     async def delete_prekeys(self, device_key: bytes) -> None:
         self._prekeys.pop(device_key, None)
+
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        self._revoked.setdefault(recipient_hash, revoked_at)
+        return len(self._mailboxes.pop(recipient_hash, {}))
+
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        return recipient_hash in self._revoked
 
 
 class MemoryStoreServer:

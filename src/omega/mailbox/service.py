@@ -5,8 +5,9 @@ limits, then calls a :class:`~omega.mailbox.backend.StoreBackend`; the key
 directory half lives in :class:`~omega.mailbox.directory.DirectoryService`
 (``service.directory``). Errors a client caused are
 :class:`~omega.errors.RequestRejectedError` (or a subclass) with a
-``reason``; a failing backend raises :class:`~omega.errors.StorageError`,
-which APIs report as "unavailable, retry".
+``reason`` (:data:`REVOKED_DEVICE` for the mailbox of a device its user's
+published device list revoked); a failing backend raises
+:class:`~omega.errors.StorageError`, which APIs report as "unavailable, retry".
 """
 
 from __future__ import annotations
@@ -41,9 +42,17 @@ from omega.mailbox.directory import DirectoryService
 from omega.mailbox.notify import MemoryNotifier
 from omega.transport.clock import Clock
 
-__all__ = ["StoreService"]
+__all__ = ["REVOKED_DEVICE", "StoreService"]
+
+REVOKED_DEVICE = "revoked_device"
+"""The ``reason`` of a :class:`~omega.errors.RequestRejectedError` for a revoked device's
+mailbox: deposits for it and requests authenticated as it are refused for good."""
 
 _log = logging.getLogger("omega.server.store")
+
+
+def _revoked(message: str) -> RequestRejectedError:
+    return RequestRejectedError(message, reason=REVOKED_DEVICE)
 
 
 class StoreService:
@@ -142,6 +151,9 @@ class StoreService:
         )
         if outcome is DepositOutcome.MAILBOX_FULL:
             raise QuotaExceededError("the recipient's mailbox is full", reason="mailbox_full")
+        if outcome is DepositOutcome.REVOKED:
+            _log.info("event=deposit_refused_revoked recipient=%s", recipient[:16])
+            raise _revoked("the recipient device was revoked; fetch its user's device list")
         if outcome is DepositOutcome.STORED:
             await self.notifier.notify(recipient)
         return outcome is DepositOutcome.STORED
@@ -161,10 +173,22 @@ class StoreService:
     async def authenticate(self, proof: AuthProof, action: str) -> str:
         """Check ``proof`` for ``action``, spend its nonce; returns the device's recipient hash."""
         nonce, expires_at = open_challenge(self._secret, proof, action=action, now=self.now_ms())
+        recipient = recipient_hash(proof.device_key)
         if not await self.backend.spend_nonce(nonce, expires_at):
-            _log.warning("event=auth_replay device=%s", recipient_hash(proof.device_key)[:16])
+            _log.warning("event=auth_replay device=%s", recipient[:16])
             raise AuthenticationFailedError("challenge was used already (replay)")
-        return recipient_hash(proof.device_key)
+        if await self.backend.is_revoked(recipient):
+            _log.warning("event=auth_refused_revoked device=%s", recipient[:16])
+            raise _revoked("this device was revoked by its user")
+        return recipient
+
+    async def revoke_mailbox(self, device_key: bytes) -> int:
+        """Close the mailbox of a device for good, deleting what waits in it; returns how many
+        messages were deleted (the directory calls this when a device list revokes a device)."""
+        recipient = recipient_hash(device_key)
+        purged = await self.backend.revoke_device(recipient, revoked_at=self.now_ms())
+        _log.info("event=mailbox_revoked device=%s purged=%d", recipient[:16], purged)
+        return purged
 
     async def fetch(self, proof: AuthProof, *, limit: int = 100) -> list[StoredMessage]:
         """The authenticated device's waiting messages, oldest first."""

@@ -19,14 +19,23 @@ server's limit. Failures raise :class:`AssertionError` naming the rule.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 import anyio
 
-from omega.crypto import DeviceKeyPair, Identity, LocalDevice, PrekeyConfig, PrekeyStore
+from omega.crypto import (
+    DeviceKeyPair,
+    Identity,
+    LocalDevice,
+    PrekeyConfig,
+    PrekeyStore,
+    sign_device_list,
+)
 from omega.errors import QuotaExceededError, RequestRejectedError
 from omega.mailbox.backend import DepositOutcome, StoreBackend, StoredMessage
 from omega.mailbox.base import KeyDirectory, Mailbox, StoredEnvelope
-from omega.protocol import SignedDeviceList
+from omega.mailbox.service import REVOKED_DEVICE
+from omega.protocol import DeviceRevocation, SignedDeviceList
 
 __all__ = ["check_key_directory", "check_mailbox", "check_store_backend"]
 
@@ -180,12 +189,16 @@ async def check_key_directory(open_client: Callable[[], KeyDirectory]) -> None:
         await _check_device_lists(directory)
         await _check_prekeys(directory)
         await _check_revocation_forgets_prekeys(directory)
+        if isinstance(directory, Mailbox):
+            await _check_revocation_closes_mailbox(directory)
 
 
-async def _expect_rejected(call: Awaitable[object], rule: str) -> None:
+async def _expect_rejected(call: Awaitable[object], rule: str, *, reason: str = "") -> None:
     try:
         await call
-    except RequestRejectedError:
+    except RequestRejectedError as exc:
+        if reason and exc.reason != reason:
+            raise AssertionError(f"{rule} (reason {exc.reason!r}, not {reason!r})") from exc
         return
     raise AssertionError(rule)
 
@@ -301,6 +314,74 @@ async def _check_revocation_forgets_prekeys(directory: KeyDirectory) -> None:
     )
 
 
+async def _check_revocation_closes_mailbox(store: Mailbox) -> None:
+    assert isinstance(store, KeyDirectory)
+    identity = Identity.create(device_name="one", created_at=_NOW_MS)
+    identity, lost = _second_device(identity)
+    kept = identity.device
+    await store.publish_device_list(identity.device_list.to_signed())
+    for message_id in ("early-1", "early-2"):
+        assert await store.deposit(lost.device_key, message_id, b"for the lost device") is True
+    assert await store.deposit(kept.device_key, "early-kept", b"for the kept device") is True
+    revoked = identity.revoke_device(lost.device_key, revoked_at=_NOW_MS + 5)
+    await store.publish_device_list(revoked.device_list.to_signed())
+    rule = "a revoked device's mailbox is closed"
+    await _expect_rejected(
+        store.deposit(lost.device_key, "late", b"x"),
+        f"{rule}: a deposit for it is refused",
+        reason=REVOKED_DEVICE,
+    )
+    await _expect_rejected(
+        store.deposit(lost.device_key, "early-1", b"x"),
+        f"{rule}: even with the id of a message it held",
+        reason=REVOKED_DEVICE,
+    )
+    await _expect_rejected(
+        store.fetch(lost), f"{rule}: its holder cannot fetch", reason=REVOKED_DEVICE
+    )
+    await _expect_rejected(
+        store.acknowledge(lost, ["early-1"]),
+        f"{rule}: its holder cannot acknowledge",
+        reason=REVOKED_DEVICE,
+    )
+    await _expect_rejected(
+        store.wait_for_messages(lost, timeout=0),
+        f"{rule}: its holder cannot wait",
+        reason=REVOKED_DEVICE,
+    )
+    assert _ids(await store.fetch(kept)) == ["early-kept"], "the user's other devices keep theirs"
+    assert await store.deposit(kept.device_key, "late-kept", b"y") is True
+    assert await store.acknowledge(kept, ["early-kept", "late-kept"]) == 2
+    await store.publish_device_list(revoked.device_list.to_signed())  # idempotent
+    newer, third = _second_device(revoked)
+    await store.publish_device_list(newer.device_list.to_signed())
+    await _expect_rejected(
+        store.deposit(lost.device_key, "later", b"x"),
+        "a revocation lasts through later device lists",
+        reason=REVOKED_DEVICE,
+    )
+    assert await store.deposit(third.device_key, "new", b"z") is True, "a new device is served"
+    assert await store.acknowledge(third, ["new"]) == 1
+    # A device left out of a list without a revocation may come back: not closed.
+    certificate = newer.device_list.device(kept.device_key).to_signed()
+    dropping = sign_device_list(
+        newer.key_pair,
+        sequence=newer.device_list.sequence + 1,
+        devices=[certificate],
+        revocations=[
+            DeviceRevocation(device_key=r.device_key, revoked_at=r.revoked_at, reason=r.reason)
+            for r in newer.device_list.revocations
+        ],
+        issued_at=_NOW_MS + 10,
+    )
+    await store.publish_device_list(dropping)
+    assert await store.deposit(third.device_key, "left-out", b"z") is True, (
+        "a device dropped without a revocation keeps its mailbox"
+    )
+    assert _ids(await store.fetch(third)) == ["left-out"]
+    assert await store.acknowledge(third, ["left-out"]) == 1
+
+
 def _message(
     recipient: str, message_id: str, payload: bytes, *, at: int, ttl: int
 ) -> StoredMessage:
@@ -320,6 +401,7 @@ async def check_store_backend(open_backend: Callable[[], Awaitable[StoreBackend]
         await _check_backend_messages(backend)
         await _check_backend_nonces(backend)
         await _check_backend_directory(backend)
+        await _check_backend_revocation(backend)
     finally:
         await backend.aclose()
     await backend.aclose()  # idempotent
@@ -422,3 +504,46 @@ async def _check_backend_directory(backend: StoreBackend) -> None:
     assert await backend.count_one_time_prekeys(device) == 0
     await backend.delete_prekeys(device)
     assert await backend.claim_prekeys(device, user) is None
+
+
+async def _check_backend_revocation(backend: StoreBackend) -> None:
+    lost, kept, never, raced = "c" * 64, "d" * 64, "e" * 64, "f" * 64
+    big = {"max_messages": 100, "max_bytes": 100_000}
+    at = _NOW_MS
+    for n in range(2):
+        stored = await backend.insert_message(_message(lost, f"m{n}", b"x", at=at, ttl=1000), **big)
+        assert stored is DepositOutcome.STORED
+    await backend.insert_message(_message(kept, "m0", b"y", at=at, ttl=100_000_000), **big)
+    assert await backend.is_revoked(lost) is False
+    assert await backend.revoke_device(lost, revoked_at=at) == 2, "revoking purges the mailbox"
+    assert await backend.is_revoked(lost) is True
+    assert await backend.list_messages(lost, now=at, limit=10) == []
+    outcome = await backend.insert_message(_message(lost, "m9", b"x", at=at, ttl=1000), **big)
+    assert outcome is DepositOutcome.REVOKED, "a revoked mailbox takes no deposit"
+    outcome = await backend.insert_message(_message(lost, "m0", b"x", at=at, ttl=1000), **big)
+    assert outcome is DepositOutcome.REVOKED, "revoked comes before duplicate"
+    assert await backend.revoke_device(lost, revoked_at=at + 1) == 0, "idempotent"
+    assert await backend.is_revoked(lost) is True
+    assert [m.message_id for m in await backend.list_messages(kept, now=at, limit=10)] == ["m0"], (
+        "other mailboxes are untouched"
+    )
+    assert await backend.is_revoked(kept) is False
+    assert await backend.revoke_device(never, revoked_at=at) == 0
+    outcome = await backend.insert_message(_message(never, "m0", b"x", at=at, ttl=1000), **big)
+    assert outcome is DepositOutcome.REVOKED, "a mailbox can be revoked before its first deposit"
+    await backend.purge_expired(at + 10_000_000)
+    assert await backend.is_revoked(lost) is True, "revocations never expire"
+
+    async def deposit(n: int) -> None:
+        await backend.insert_message(
+            _message(raced, f"r{n}", b"r", at=at + 20_000_000, ttl=1000), **big
+        )
+
+    async with anyio.create_task_group() as group:
+        for n in range(6):
+            group.start_soon(deposit, n)
+        group.start_soon(partial(backend.revoke_device, raced, revoked_at=at))
+    assert await backend.list_messages(raced, now=at, limit=10) == [], (
+        "no deposit racing with a revocation survives it"
+    )
+    assert await backend.delete_messages(kept, ["m0"]) == 1

@@ -62,6 +62,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "Authentication failed",
         403: "Forbidden",
         404: "Not found",
+        410: "The device was revoked (reason revoked_device); permanent, do not retry",
         413: "Too large",
         429: "Rate limited",
         503: "Backend unavailable; retry",
@@ -77,7 +78,7 @@ def _body(schema: dict[str, Any]) -> dict[str, Any]:
 def openapi_document(config: StoreConfig) -> dict[str, Any]:
     """The document, with the limits of ``config`` in it."""
     common = (400, 413, 429, 503)
-    authed = (400, 401, 403, 429, 503)
+    authed = (400, 401, 403, 410, 429, 503)
     message = _obj(
         ["message_id", "payload", "deposited_at", "expires_at"],
         message_id={"type": "string"},
@@ -110,7 +111,7 @@ def openapi_document(config: StoreConfig) -> dict[str, Any]:
                 "responses": {
                     "201": _json(_obj(["stored"], stored={"type": "boolean"}), "Stored"),
                     "200": _json(_obj(["stored"], stored={"type": "boolean"}), "Already there"),
-                    **_errors(*common, 507),
+                    **_errors(*common, 410, 507),
                 },
             },
             "get": {

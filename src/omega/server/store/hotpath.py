@@ -180,6 +180,12 @@ class RedisNonceBackend(StoreBackend):
     async def delete_prekeys(self, device_key: bytes) -> None:
         await self.backend.delete_prekeys(device_key)
 
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        return await self.backend.revoke_device(recipient_hash, revoked_at=revoked_at)
+
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        return await self.backend.is_revoked(recipient_hash)
+
     async def aclose(self) -> None:
         """Close the Redis client and the wrapped backend."""
         client, self._client = self._client, None

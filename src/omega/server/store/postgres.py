@@ -11,7 +11,8 @@ must exceed the server's ``max_ttl_seconds``.
 
 Deposits to one mailbox are serialised by a transaction-scoped advisory
 lock on the recipient hash, so the duplicate check, the quota check and the
-insert are atomic across server processes. One-time prekeys are claimed
+insert are atomic across server processes; revoking a device's mailbox
+(``revoked_devices``) takes the same lock, so no deposit slips past it. One-time prekeys are claimed
 with ``DELETE ... WHERE ... FOR UPDATE SKIP LOCKED ... RETURNING``: two
 concurrent claims never get the same key. Every connection error becomes a
 :class:`~omega.errors.StorageError` for that call; the pool replaces broken
@@ -69,6 +70,9 @@ def _ddl(schema: str) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {schema}.one_time_prekeys (device_key bytea NOT NULL,"
         " prekey_id bigint NOT NULL, public_key bytea NOT NULL,"
         " PRIMARY KEY (device_key, prekey_id))",
+        # added after the first release: CREATE ... IF NOT EXISTS migrates older schemas
+        f"CREATE TABLE IF NOT EXISTS {schema}.revoked_devices (recipient_hash text PRIMARY KEY,"
+        " revoked_at bigint NOT NULL)",
     ]
 
 
@@ -169,6 +173,11 @@ class PostgresBackend(StoreBackend):
             await db.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", message.recipient_hash
             )
+            if await db.fetchval(
+                f"SELECT 1 FROM {s}.revoked_devices WHERE recipient_hash = $1",
+                message.recipient_hash,
+            ):
+                return DepositOutcome.REVOKED
             row = await db.fetchrow(
                 "SELECT count(*) AS held, coalesce(sum(octet_length(encrypted_payload)), 0)"
                 " AS used, coalesce(bool_or(message_id = $2), false) AS duplicate"
@@ -376,6 +385,32 @@ class PostgresBackend(StoreBackend):
         async with self._connection("delete prekeys") as db, db.transaction():
             await db.execute(f"DELETE FROM {s}.one_time_prekeys WHERE device_key = $1", device_key)
             await db.execute(f"DELETE FROM {s}.signed_prekeys WHERE device_key = $1", device_key)
+
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        s = self.schema
+        async with self._connection("revoke a device") as db, db.transaction():
+            # the deposit's lock: a deposit under way finishes first, later ones see the mark
+            await db.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", recipient_hash
+            )
+            await db.execute(
+                f"INSERT INTO {s}.revoked_devices (recipient_hash, revoked_at) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                recipient_hash,
+                revoked_at,
+            )
+            status: str = await db.execute(
+                f"DELETE FROM {s}.messages WHERE recipient_hash = $1", recipient_hash
+            )
+        return int(status.rsplit(maxsplit=1)[-1])
+
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        async with self._connection("check a revocation") as db:
+            found = await db.fetchval(
+                f"SELECT 1 FROM {self.schema}.revoked_devices WHERE recipient_hash = $1",
+                recipient_hash,
+            )
+        return found is not None
 
     async def drop_schema(self) -> None:
         """Drop the whole schema and everything in it (tests, decommissioning)."""

@@ -2,8 +2,9 @@
 
 Each shard has a stable name; the ring holds ``virtual_nodes`` points per
 shard at SHA-256(``name#i``). A mailbox lives on the shard owning its
-recipient hash, a nonce on the shard owning its hex, a device list on the
-shard owning its user id, a device's prekeys on the shard owning its key.
+recipient hash (and so does its revocation mark), a nonce on the shard
+owning its hex, a device list on the shard owning its user id, a device's
+prekeys on the shard owning its key.
 Adding a shard moves only about 1/n of the keys (documented in
 docs/servers.md: move them, or drain old shards, before switching).
 """
@@ -119,6 +120,12 @@ class ShardedBackend(StoreBackend):
 
     async def delete_prekeys(self, device_key: bytes) -> None:
         await self.shard(device_key.hex()).delete_prekeys(device_key)
+
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        return await self.shard(recipient_hash).revoke_device(recipient_hash, revoked_at=revoked_at)
+
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        return await self.shard(recipient_hash).is_revoked(recipient_hash)
 
     async def aclose(self) -> None:
         """Close every shard."""

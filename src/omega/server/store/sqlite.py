@@ -3,7 +3,8 @@
 Tables (docs/servers.md, "Schema"): ``messages`` (the original plan's
 columns; ``(recipient_hash, message_id)`` unique, indexed on
 ``(recipient_hash, created_at)``), ``nonces`` (spent challenges),
-``device_lists``, ``signed_prekeys`` and ``one_time_prekeys``. Every write is
+``device_lists``, ``signed_prekeys``, ``one_time_prekeys`` and
+``revoked_devices`` (mailboxes of revoked devices, kept for good). Every write is
 one ``BEGIN IMMEDIATE`` transaction, so duplicate and quota checks and the
 insert are atomic, and a one-time prekey is deleted by the claim that reads it.
 """
@@ -45,6 +46,9 @@ _SCHEMA = (
     " user_id TEXT NOT NULL, certificate BLOB NOT NULL, signed_prekey BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS one_time_prekeys (device_key BLOB NOT NULL,"
     " prekey_id INTEGER NOT NULL, public_key BLOB NOT NULL, PRIMARY KEY (device_key, prekey_id))",
+    # added after the first release: CREATE ... IF NOT EXISTS migrates older files
+    "CREATE TABLE IF NOT EXISTS revoked_devices (recipient_hash TEXT PRIMARY KEY,"
+    " revoked_at INTEGER NOT NULL)",
 )
 
 
@@ -114,13 +118,15 @@ class SQLiteBackend(StoreBackend):
     async def insert_message(
         self, message: StoredMessage, *, max_messages: int, max_bytes: int
     ) -> DepositOutcome:
-        # One statement (atomic in SQLite): insert unless full; a duplicate is ignored.
+        # One statement (atomic in SQLite): insert unless revoked or full; a duplicate
+        # is ignored.
         async with self._statement("store a message") as db:
             cursor = await db.execute(
                 "INSERT OR IGNORE INTO messages (recipient_hash, message_id, encrypted_payload,"
                 " created_at, ttl_seconds, expires_at) SELECT ?1, ?2, ?3, ?4, ?5, ?6"
                 " WHERE (SELECT count(*) < ?7 AND coalesce(sum(length(encrypted_payload)), 0)"
-                " + length(?3) <= ?8 FROM messages WHERE recipient_hash = ?1)",
+                " + length(?3) <= ?8 FROM messages WHERE recipient_hash = ?1)"
+                " AND NOT EXISTS (SELECT 1 FROM revoked_devices WHERE recipient_hash = ?1)",
                 (
                     message.recipient_hash,
                     message.message_id,
@@ -134,6 +140,12 @@ class SQLiteBackend(StoreBackend):
             )
             if cursor.rowcount == 1:
                 return DepositOutcome.STORED
+            async with db.execute(
+                "SELECT 1 FROM revoked_devices WHERE recipient_hash = ?",
+                (message.recipient_hash,),
+            ) as found:
+                if await found.fetchone() is not None:
+                    return DepositOutcome.REVOKED
             async with db.execute(
                 "SELECT 1 FROM messages WHERE recipient_hash = ? AND message_id = ?",
                 (message.recipient_hash, message.message_id),
@@ -281,6 +293,25 @@ class SQLiteBackend(StoreBackend):
         async with self._transaction("delete prekeys") as db:
             await db.execute("DELETE FROM one_time_prekeys WHERE device_key = ?", (device_key,))
             await db.execute("DELETE FROM signed_prekeys WHERE device_key = ?", (device_key,))
+
+    async def revoke_device(self, recipient_hash: str, *, revoked_at: int) -> int:
+        async with self._transaction("revoke a device") as db:
+            await db.execute(
+                "INSERT OR IGNORE INTO revoked_devices (recipient_hash, revoked_at) VALUES (?, ?)",
+                (recipient_hash, revoked_at),
+            )
+            cursor = await db.execute(
+                "DELETE FROM messages WHERE recipient_hash = ?", (recipient_hash,)
+            )
+            return cursor.rowcount
+
+    async def is_revoked(self, recipient_hash: str) -> bool:
+        rows = await self._query(
+            "check a revocation",
+            "SELECT 1 FROM revoked_devices WHERE recipient_hash = ?",
+            (recipient_hash,),
+        )
+        return bool(rows)
 
     async def aclose(self) -> None:
         """Close the database; idempotent."""
