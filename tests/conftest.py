@@ -8,10 +8,17 @@ server cannot be reached they are skipped with the reason, unless
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, settings
+
+if TYPE_CHECKING:
+    from omega.mailbox.service import StoreService
 
 # Timing belongs in bench/, never in tests: no per-example deadline, so a busy
 # CI machine cannot turn a slow example into a failure.
@@ -80,3 +87,28 @@ def redis_url() -> str:
     finally:
         client.close()
     return url
+
+
+@contextlib.asynccontextmanager
+async def _serving(service: StoreService) -> AsyncIterator[str]:
+    import uvicorn
+
+    from omega.server.store.app import create_app
+
+    config = uvicorn.Config(
+        create_app(service), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve)
+        while not server.started:
+            await anyio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+
+
+@pytest.fixture
+def serve_store() -> Callable[[StoreService], Any]:
+    """``async with serve_store(service) as url``: the store's HTTP app on a loopback port."""
+    return _serving

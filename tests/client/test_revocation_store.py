@@ -9,10 +9,10 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from client_helpers import FAST, World
 
 from omega.client import Client
@@ -20,7 +20,6 @@ from omega.crypto import Identity
 from omega.errors import RequestRejectedError
 from omega.mailbox import MemoryBackend, StoreConfig, StoreService, recipient_hash
 from omega.mailbox.http import StoreClient
-from omega.server.store.app import create_app
 from omega.storage.memory import MemoryKeyStore
 from omega.storage.message_memory import MemoryMessageStore
 
@@ -30,19 +29,12 @@ _ports = itertools.count()
 
 
 @pytest.fixture
-async def store() -> AsyncIterator[tuple[str, StoreService]]:
+async def store(
+    serve_store: Callable[[StoreService], Any],
+) -> AsyncIterator[tuple[str, StoreService]]:
     service = StoreService(MemoryBackend(), config=StoreConfig(request_burst=100_000))
-    config = uvicorn.Config(
-        create_app(service), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        while not server.started:
-            await anyio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}", service
-        server.should_exit = True
+    async with serve_store(service) as url:
+        yield url, service
 
 
 class _Device:

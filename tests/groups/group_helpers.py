@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 from omega.crypto import (
@@ -11,7 +12,7 @@ from omega.crypto import (
     certify_device,
     verify_device_certificate,
 )
-from omega.groups import GroupConfig, GroupLog
+from omega.groups import GroupConfig, GroupLog, GroupSession, Rekey
 from omega.testing.random import SeededRandom
 
 NOW = 1_700_000_000_000
@@ -63,3 +64,26 @@ def _genesis(data: bytes):  # type: ignore[no-untyped-def]
     from omega.groups import verify_operation
 
     return verify_operation(data)
+
+
+def sessions_of(count: int, log: GroupLog) -> dict[int, GroupSession]:
+    """One session per member 0..count-1, every distribution delivered to every member."""
+    sessions = {
+        index: GroupSession.start(
+            log if index == 0 else copy.deepcopy(log),
+            device(index),
+            rng=SeededRandom(b"%d" % index),
+        )
+        for index in range(count)
+    }
+    for sender, session in sessions.items():
+        deliver(sessions, sender, session.rekey_all())
+    return sessions
+
+
+def deliver(sessions: dict[int, GroupSession], sender: int, rekey: Rekey | None) -> None:
+    """Carry a distribution over the (simulated) pairwise sessions to its recipients only."""
+    assert rekey is not None
+    for index, session in sessions.items():
+        if user(index) in rekey.recipients:
+            session.add_distribution(user(sender), device(sender).device_key, rekey.distribution)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from group_helpers import NOW, device, new_group, user
+from group_helpers import NOW, deliver, device, new_group, sessions_of, user
 
 from omega.errors import (
     DuplicateMessageError,
@@ -15,32 +15,9 @@ from omega.errors import (
     StaleSenderKeyError,
     UnknownSenderKeyError,
 )
-from omega.groups import GroupLog, GroupSession, Permissions, Rekey
+from omega.groups import GroupLog, GroupSession, Permissions
 from omega.protocol import PermissionLevel
 from omega.testing.random import SeededRandom
-
-
-def _sessions(count: int, log: GroupLog) -> dict[int, GroupSession]:
-    """One session per member 0..count-1, every distribution delivered to every member."""
-    sessions = {
-        index: GroupSession.start(
-            log if index == 0 else copy.deepcopy(log),
-            device(index),
-            rng=SeededRandom(b"%d" % index),
-        )
-        for index in range(count)
-    }
-    for sender, session in sessions.items():
-        _deliver(sessions, sender, session.rekey_all())
-    return sessions
-
-
-def _deliver(sessions: dict[int, GroupSession], sender: int, rekey: Rekey | None) -> None:
-    """Carry a distribution over the (simulated) pairwise sessions to its recipients only."""
-    assert rekey is not None
-    for index, session in sessions.items():
-        if user(index) in rekey.recipients:
-            session.add_distribution(user(sender), device(sender).device_key, rekey.distribution)
 
 
 def _open(session: GroupSession, sender: int, ciphertext: bytes) -> bytes:
@@ -49,7 +26,7 @@ def _open(session: GroupSession, sender: int, ciphertext: bytes) -> bytes:
 
 def test_three_members_exchange_messages_encrypted_once() -> None:
     log, _ = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     for sender in range(3):
         ciphertext = sessions[sender].encrypt(b"hello from %d" % sender)
         for receiver in set(range(3)) - {sender}:
@@ -58,7 +35,7 @@ def test_three_members_exchange_messages_encrypted_once() -> None:
 
 def test_removal_rekeys_so_the_removed_member_reads_nothing_later() -> None:
     log, _ = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     removal = sessions[0].log.remove_member(device(0), user(2), now=NOW)
     owner_rekey = sessions[0].after_local_change(rng=SeededRandom(b"r0"))
     assert owner_rekey is not None
@@ -66,8 +43,8 @@ def test_removal_rekeys_so_the_removed_member_reads_nothing_later() -> None:
     _, member_rekey = sessions[1].receive_operation(removal, rng=SeededRandom(b"r1"))
     assert member_rekey is not None
     assert member_rekey.recipients == {user(0)}
-    _deliver(sessions, 0, owner_rekey)
-    _deliver(sessions, 1, member_rekey)
+    deliver(sessions, 0, owner_rekey)
+    deliver(sessions, 1, member_rekey)
     later = sessions[0].encrypt(b"after the removal")
     assert _open(sessions[1], 0, later) == b"after the removal"
     # The removed member's device still holds only the old keys: nothing opens.
@@ -83,21 +60,21 @@ def test_removal_rekeys_so_the_removed_member_reads_nothing_later() -> None:
 
 def test_a_message_under_a_stale_key_is_refused_once_the_sender_rekeyed() -> None:
     log, _ = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     old = sessions[0].encrypt(b"old key")
     removal = sessions[0].log.remove_member(device(0), user(2), now=NOW)
     rekey = sessions[0].after_local_change(rng=SeededRandom(b"r"))
     sessions[1].receive_operation(removal, rng=SeededRandom(b"r1"))
     # Before the sender's new key arrives, its old key still opens messages in flight.
     assert _open(copy.deepcopy(sessions[1]), 0, old) == b"old key"
-    _deliver(sessions, 0, rekey)
+    deliver(sessions, 0, rekey)
     with pytest.raises(StaleSenderKeyError):
         _open(sessions[1], 0, old)
 
 
 def test_a_new_member_cannot_read_what_was_sent_before_it_joined() -> None:
     log, _ = new_group(2)
-    sessions = _sessions(2, log)
+    sessions = sessions_of(2, log)
     before = sessions[0].encrypt(b"before")
     add = sessions[0].log.add_member(device(0), user(2), now=NOW)
     sessions[1].receive_operation(add)
@@ -105,7 +82,7 @@ def test_a_new_member_cannot_read_what_was_sent_before_it_joined() -> None:
         GroupLog.from_batch(sessions[0].log.to_bytes())[0], device(2), rng=SeededRandom(b"n")
     )
     sessions[2] = newcomer
-    _deliver(sessions, 0, sessions[0].rekey_all())
+    deliver(sessions, 0, sessions[0].rekey_all())
     with pytest.raises(DuplicateMessageError):
         _open(newcomer, 0, before)
     assert _open(newcomer, 0, sessions[0].encrypt(b"after")) == b"after"
@@ -113,7 +90,7 @@ def test_a_new_member_cannot_read_what_was_sent_before_it_joined() -> None:
 
 def test_posting_permission_and_bad_input() -> None:
     log, _ = new_group(2)
-    sessions = _sessions(2, log)
+    sessions = sessions_of(2, log)
     change = sessions[0].log.set_permissions(
         device(0), Permissions(send_messages=PermissionLevel.ADMINS), now=NOW
     )
@@ -169,12 +146,12 @@ def _own_key(log: GroupLog, index: int):  # type: ignore[no-untyped-def]
 
 def test_a_session_survives_storage() -> None:
     log, _ = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     old = sessions[0].encrypt(b"old")
     removal = sessions[0].log.remove_member(device(0), user(2), now=NOW)
     rekey = sessions[0].after_local_change(rng=SeededRandom(b"r"))
     sessions[1].receive_operation(removal, rng=SeededRandom(b"r1"))
-    _deliver(sessions, 0, rekey)
+    deliver(sessions, 0, rekey)
     data = sessions[1].to_bytes()
     loaded = GroupSession.from_bytes(data, device(1))
     assert loaded.to_bytes() == data

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import pytest
-from group_helpers import NOW, device, new_group, user
+from group_helpers import NOW, device, new_group, sessions_of, user
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from omega.errors import DuplicateMessageError, MessageDecodeError, StaleSenderKeyError
-from omega.groups import GroupLog, GroupSession, GroupSessionChanges
+from omega.groups import GroupSession, GroupSessionChanges
 from omega.protocol import GroupSenderKeys, GroupSessionState, decode_message, encode_message
 from omega.testing.random import SeededRandom
 
@@ -40,26 +39,9 @@ class _Parts:
         return GroupSession.from_parts(self.record, self.outbound, self.senders, device(index))
 
 
-def _sessions(count: int, log: GroupLog) -> dict[int, GroupSession]:
-    sessions = {
-        index: GroupSession.start(
-            log if index == 0 else copy.deepcopy(log),
-            device(index),
-            rng=SeededRandom(b"%d" % index),
-        )
-        for index in range(count)
-    }
-    for sender, session in sessions.items():
-        rekey = session.rekey_all()
-        for index, other in sessions.items():
-            if user(index) in rekey.recipients:
-                other.add_distribution(user(sender), device(sender).device_key, rekey.distribution)
-    return sessions
-
-
 def test_each_change_persists_only_its_part() -> None:
     log, operations = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     first = sessions[1].take_changes()
     assert first.record is not None, "a new session writes its record"
     assert first.outbound is not None, "and its outbound key"
@@ -88,7 +70,7 @@ def test_each_change_persists_only_its_part() -> None:
 
 def test_a_session_loads_back_from_its_parts() -> None:
     log, _ = new_group(3)
-    sessions = _sessions(3, log)
+    sessions = sessions_of(3, log)
     parts = _Parts()
     parts.write(sessions[1].take_changes())
     for sender in (0, 2, 0):
@@ -103,7 +85,7 @@ def test_a_session_loads_back_from_its_parts() -> None:
 
 def test_restore_sender_puts_back_the_stored_chain() -> None:
     log, _ = new_group(2)
-    sessions = _sessions(2, log)
+    sessions = sessions_of(2, log)
     parts = _Parts()
     parts.write(sessions[1].take_changes())
     sender = device(0).device_key
@@ -128,7 +110,7 @@ def test_restore_sender_puts_back_the_stored_chain() -> None:
 
 def test_damaged_parts_are_refused() -> None:
     log, _ = new_group(2)
-    sessions = _sessions(2, log)
+    sessions = sessions_of(2, log)
     parts = _Parts()
     parts.write(sessions[1].take_changes())
     assert parts.record is not None
@@ -181,7 +163,7 @@ def test_a_version_1_blob_written_before_the_split_loads_and_converts() -> None:
 @given(st.lists(st.tuples(st.sampled_from(["send", "receive", "rotate"]), st.integers(0, 3))))
 def test_parts_written_after_every_step_load_the_same_session(steps: list[tuple[str, int]]) -> None:
     log, _ = new_group(4)
-    sessions = _sessions(4, log)
+    sessions = sessions_of(4, log)
     parts = _Parts()
     parts.write(sessions[1].take_changes())
     for step, (action, sender) in enumerate(steps):
@@ -203,7 +185,7 @@ def test_parts_written_after_every_step_load_the_same_session(steps: list[tuple[
 @given(st.binary(max_size=300))
 def test_arbitrary_sender_records_raise_only_decode_errors(data: bytes) -> None:
     log, _ = new_group(2)
-    session = _sessions(2, log)[1]
+    session = sessions_of(2, log)[1]
     parts = _Parts()
     parts.write(session.take_changes())
     assert parts.record is not None

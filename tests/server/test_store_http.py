@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
-import anyio
 import httpx
 import pytest
-import uvicorn
 
 from omega.crypto import Identity, LocalDevice
 from omega.errors import (
@@ -54,19 +53,12 @@ async def test_the_http_client_conforms_in_process() -> None:
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[tuple[str, StoreService]]:
+async def served(
+    serve_store: Callable[[StoreService], Any],
+) -> AsyncIterator[tuple[str, StoreService]]:
     service = StoreService(MemoryBackend(), config=ROOMY)
-    config = uvicorn.Config(
-        create_app(service), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        while not server.started:
-            await anyio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}", service
-        server.should_exit = True
+    async with serve_store(service) as url:
+        yield url, service
 
 
 async def test_the_http_client_conforms_over_a_real_socket(
