@@ -124,6 +124,13 @@ class GroupInbound:
         await write_changes(tx, group_id, changes)
         return plaintext
 
+    def committed(self, info: EnvelopeInfo) -> None:
+        """The transaction that decrypted the group message ``info`` committed: its writes
+        are in the store, nothing to compare at the next use of the group."""
+        self.groups.unconfirmed.committed(
+            info.recipient_id, (info.sender_device_key, info.message_id)
+        )
+
     async def _undo(
         self, tx: KeyStoreTransaction, group_id: str, session: GroupSession, device_key: bytes
     ) -> None:

@@ -415,6 +415,8 @@ class Inbound:
                 received_at=core.now(),
             )
             added = await tx.add_to_inbox(entry)
+        if info.encryption is EncryptionKind.SENDER_KEY and self.groups is not None:
+            self.groups.committed(info)  # committed: no read-back at the group's next message
         del self._applied[: len(applied)]
         return entry if added else None
 
