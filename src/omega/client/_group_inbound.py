@@ -119,7 +119,7 @@ class GroupInbound:
                 await self._undo(tx, group_id, session, device_key)
             raise
         changes = session.take_changes()
-        # Until this transaction is known to have committed (GroupInbound.apply).
+        # Until this transaction is known to have committed (GroupInbound.committed).
         groups.unconfirmed.wrote(group_id, (device_key, info.message_id), changes)
         await write_changes(tx, group_id, changes)
         return plaintext

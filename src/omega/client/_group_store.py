@@ -13,7 +13,8 @@ its first save.
 a received group message is decrypted inside the inbound path's key-store
 transaction, which may still fail after the sender's record was written (the
 inbox write, the commit). The parts it wrote are remembered until the message
-is known to be committed; the next transaction using the group compares them
+is known to be committed (right after the commit, or when its inbox entry is
+applied); the next transaction using the group compares them
 with the store, and where the store does not hold them, puts the stored
 state back in memory, so the cached session never runs ahead of the store.
 """
@@ -100,7 +101,7 @@ class Unconfirmed:
         self._written[group_id] = (message, changes)
 
     def committed(self, group_id: str, message: tuple[bytes, str]) -> None:
-        """The transaction that decrypted ``message`` committed (its inbox entry is applied)."""
+        """The transaction that decrypted ``message`` committed."""
         held = self._written.get(group_id)
         if held is not None and held[0] == message:
             del self._written[group_id]
