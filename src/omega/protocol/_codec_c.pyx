@@ -142,6 +142,17 @@ cdef inline int _varint(const unsigned char* data, Py_ssize_t* pos, Py_ssize_t e
         shift += 7
 
 
+cdef inline int _body(const unsigned char* data, Py_ssize_t* pos, Py_ssize_t end,
+                      Py_ssize_t* start) noexcept nogil:
+    """A length-delimited body at ``pos``: its start in ``start``, ``pos`` moved past it."""
+    cdef uint64_t length
+    if _varint(data, pos, end, &length) or length > <uint64_t>(end - pos[0]):
+        return HAND_BACK
+    start[0] = pos[0]
+    pos[0] += <Py_ssize_t>length
+    return 0
+
+
 cdef object _convert(_Field field, uint64_t raw):
     cdef int kind = field.kind
     if kind == K_UINT64:
@@ -182,7 +193,7 @@ cdef object _fixed(int kind, const unsigned char* p):
 cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_ssize_t end,
                     int depth):
     cdef dict values
-    cdef uint64_t tag, raw, length, seen = 0, groups_seen = 0, bit
+    cdef uint64_t tag, raw, seen = 0, groups_seen = 0, bit
     cdef Py_ssize_t start, number
     cdef _Field field
     cdef _Table child
@@ -209,12 +220,8 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
             if tag & 7 != 2 or seen & bit:
                 return None
             seen |= bit
-            if _varint(data, &pos, end, &length):
+            if _body(data, &pos, end, &start):
                 return None
-            if length > <uint64_t>(end - pos):
-                return None
-            start = pos
-            pos += <Py_ssize_t>length
             items = values[field.name]
             while start < pos:
                 if _varint(data, &start, pos, &raw):
@@ -224,12 +231,8 @@ cdef object _decode(_Table table, const unsigned char* data, Py_ssize_t pos, Py_
         if kind <= K_MESSAGE:
             if tag & 7 != 2:
                 return None
-            if _varint(data, &pos, end, &length):
+            if _body(data, &pos, end, &start):
                 return None
-            if length > <uint64_t>(end - pos):
-                return None
-            start = pos
-            pos += <Py_ssize_t>length
             if kind == K_BYTES:
                 value = PyBytes_FromStringAndSize(<const char*>data + start, pos - start)
             elif kind == K_STRING:
